@@ -19,7 +19,7 @@ SEED_BLOCKS = (6, 12, 24, 16)
 
 @register(
     "densenet-seed",
-    description="Grouped CIFAR DenseNet-BC the project grew from: k=6, blocks 6/12/24/16, groups 3/1/2/3",
+    description="Grouped CIFAR DenseNet-BC the project grew from: k=6, blocks 6/12/24/16, groups stem 3/3x3 2/trans 3",
     source="MicroNet Challenge 2019 student entry (90.1% CIFAR-10); DenseNet-BC, Huang et al. 2017",
     input_size=(1, 3, 32, 32),
 )
