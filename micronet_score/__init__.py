@@ -1,0 +1,47 @@
+"""micronet-score: count and score neural networks the way the NeurIPS 2019 MicroNet Challenge did.
+
+>>> import torch, micronet_score as ms
+>>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3), torch.nn.ReLU())
+>>> report = ms.count(model, (1, 3, 32, 32))
+>>> report.params, report.mults  # 3*3*3*16 + 16; 3*3*3 * 16*30*30 + 16*30*30 (ReLU)
+(448, 403200)
+>>> result = ms.score(report, rules="micronet-2019-cifar100")
+"""
+
+from micronet_score import rules
+from micronet_score.bits import Precision
+from micronet_score.convention import Convention, get_convention, register_convention
+from micronet_score.counting.engine import count
+from micronet_score.errors import (
+    ConventionMismatchError,
+    ForwardError,
+    InputError,
+    MicronetError,
+    UnknownRuleSetError,
+    UnsupportedOpError,
+)
+from micronet_score.report import LayerRow, Report, TensorRow
+from micronet_score.rules import RuleSet, Score, score
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Convention",
+    "ConventionMismatchError",
+    "ForwardError",
+    "InputError",
+    "LayerRow",
+    "MicronetError",
+    "Precision",
+    "Report",
+    "RuleSet",
+    "Score",
+    "TensorRow",
+    "UnknownRuleSetError",
+    "UnsupportedOpError",
+    "count",
+    "get_convention",
+    "register_convention",
+    "rules",
+    "score",
+]

@@ -1,0 +1,13 @@
+"""Cost functions, one file per family; importing this package fills the registry."""
+
+from micronet_score.counting.costs import (  # noqa: F401
+    activation,
+    attention,
+    conv,
+    elementwise,
+    free,
+    matmul,
+    norm,
+    pooling,
+    reduction,
+)

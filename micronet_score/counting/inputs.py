@@ -1,0 +1,99 @@
+"""Turning what the user passes as ``inputs`` into forward arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from micronet_score.errors import InputError
+
+InputsLike = Any  # Tensor | tuple[Tensor, ...] | dict[str, Tensor] | Sequence[int] | torch.Size
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, (torch.Size, tuple, list)) and len(value) > 0 and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    )
+
+
+def model_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Device of the first parameter or buffer, and the first floating dtype (float32 if none)."""
+    device = torch.device("cpu")
+    dtype = torch.float32
+    found_device = False
+    for t in (*model.parameters(), *model.buffers()):
+        if not found_device:
+            device, found_device = t.device, True
+        if t.is_floating_point():
+            dtype = t.dtype
+            break
+    return device, dtype
+
+
+def prepare_inputs(model: torch.nn.Module, inputs: InputsLike) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Positional and keyword arguments for ``model``.
+
+    A shape (tuple/list of ints, torch.Size) becomes a random tensor of the model's floating dtype on its
+    device (values drawn from a fixed seed without touching the global RNG); a tensor is one positional input;
+    a tuple/list of tensors (or nested shapes) is the positional inputs; a dict is keyword inputs. Real inputs
+    given to a model on the meta device are moved to meta.
+    """
+    device, dtype = model_device_dtype(model)
+
+    def convert(value: Any, where: str) -> Any:
+        if isinstance(value, torch.Tensor):
+            if device.type == "meta" and value.device.type != "meta":
+                return value.to("meta")
+            return value
+        if _is_shape(value):
+            if any(v <= 0 for v in value):
+                raise InputError(f"{where}: a shape needs positive sizes, got {tuple(value)}")
+            if device.type == "meta":
+                return torch.empty(tuple(value), dtype=dtype, device=device)
+            generator = torch.Generator(device="cpu").manual_seed(0)
+            return torch.randn(tuple(value), generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+        if isinstance(value, (int, float, bool, str)) or value is None:
+            return value
+        if isinstance(value, (tuple, list)):
+            return type(value)(convert(v, f"{where}[{i}]") for i, v in enumerate(value))
+        if isinstance(value, Mapping):
+            return {k: convert(v, f"{where}[{k!r}]") for k, v in value.items()}
+        return value
+
+    if isinstance(inputs, Mapping):
+        return (), {str(k): convert(v, f"inputs[{k!r}]") for k, v in inputs.items()}
+    if isinstance(inputs, torch.Tensor) or _is_shape(inputs):
+        return (convert(inputs, "inputs"),), {}
+    if isinstance(inputs, Sequence) and not isinstance(inputs, str):
+        if len(inputs) == 0:
+            raise InputError("inputs is empty: pass a tensor, a tuple of tensors, a dict or a shape such as "
+                             "(1, 3, 32, 32)")
+        return tuple(convert(v, f"inputs[{i}]") for i, v in enumerate(inputs)), {}
+    raise InputError(
+        f"inputs must be a tensor, a tuple of tensors, a dict of keyword tensors or a shape such as (1, 3, 32, 32); "
+        f"got {type(inputs).__name__}"
+    )
+
+
+def flat_tensors(value: Any) -> list[torch.Tensor]:
+    """Every tensor inside nested tuples, lists and dicts."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in flat_tensors(v)]
+    if isinstance(value, Mapping):
+        return [t for v in value.values() for t in flat_tensors(v)]
+    return []
+
+
+def check_devices(model: torch.nn.Module, tensors: list[torch.Tensor]) -> None:
+    """Refuse inputs on another device than the model's parameters, naming both and the fix."""
+    device, _ = model_device_dtype(model)
+    for t in tensors:
+        if t.device.type != device.type:
+            raise InputError(
+                f"an input is on {t.device} but the model's parameters are on {device}: move the inputs with "
+                f".to('{device}') (or the model with model.to('{t.device}'))"
+            )

@@ -1,0 +1,143 @@
+"""One registry of small pure cost functions keyed by operator, and the explicit set of free operators.
+
+A cost function receives an :class:`OpCall` (the arguments, the outputs and a way to ask how many non-zeros
+each output channel of a stored weight has) and returns a :class:`Cost` (multiplications and additions for
+that one call, for the whole batch). Operators without a cost function that are not listed as free are
+reported by name as unsupported; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+
+aten = torch.ops.aten
+
+
+class Cost(NamedTuple):
+    """Raw operation counts of one call (all examples of the batch)."""
+
+    mults: int = 0
+    adds: int = 0
+
+
+class ChannelStats(NamedTuple):
+    """Non-zeros of a weight grouped by output channel.
+
+    ``nonzeros``: all non-zeros; ``nonzeros_minus_one``: the sum over channels of max(z - 1, 0), i.e. the
+    additions one output element of each channel needs; ``active``: channels with at least one non-zero.
+    """
+
+    nonzeros: int
+    nonzeros_minus_one: int
+    active: int
+
+
+@dataclass(frozen=True)
+class OpCall:
+    """One operator call as a cost function sees it."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    out: Any
+    channel_stats: Callable[[torch.Tensor, int], ChannelStats]
+    """``channel_stats(t, dim)``: non-zeros of ``t`` per index along ``dim``; dense figures for a tensor that
+    depends on the inputs or whose values are unknown (meta)."""
+    is_static: Callable[[torch.Tensor], bool]
+    """``is_static(t)``: True for a stored weight (or a tensor computed from weights only)."""
+
+    def arg(self, index: int, name: str, default: Any = None) -> Any:
+        """Argument by position, falling back to keyword, then to ``default``."""
+        if index < len(self.args):
+            return self.args[index]
+        return self.kwargs.get(name, default)
+
+
+CostFn = Callable[[OpCall], Cost]
+
+
+@dataclass(frozen=True)
+class CostEntry:
+    """A registered cost function and what it means for the rest of the engine.
+
+    ``kind``: ``"conv"``/``"linear"`` for ops a following batch norm can fold into, ``"batchnorm"`` for
+    batch norms (their parameters are accounted when folding is decided), ``""`` otherwise.
+    """
+
+    fn: CostFn
+    kind: str = ""
+
+
+_COSTS: dict[Any, CostEntry] = {}
+FREE_OPS: set[Any] = set()
+
+
+def _packets(ops: Iterable[Any]) -> list[Any]:
+    out = []
+    for op in ops:
+        packet = getattr(op, "overloadpacket", op)
+        out.append(packet)
+    return out
+
+
+def register(*ops: Any, kind: str = "") -> Callable[[CostFn], CostFn]:
+    """Decorator registering ``fn`` as the cost of every operator in ``ops`` (overload packets or overloads).
+
+    Registering an operator twice, or one that is listed as free, raises ``ValueError``.
+
+    >>> from micronet_score.counting.registry import Cost, register, aten
+    >>> @register(aten.erfinv)  # doctest: +SKIP
+    ... def erfinv_cost(call):
+    ...     return Cost(mults=call.out.numel())
+    """
+
+    def deco(fn: CostFn) -> CostFn:
+        for packet in _packets(ops):
+            if packet in _COSTS or packet in FREE_OPS:
+                raise ValueError(f"operator {packet} already has a cost or is listed as free")
+            _COSTS[packet] = CostEntry(fn, kind)
+        return fn
+
+    return deco
+
+
+def register_free(*ops: Any) -> None:
+    """List operators that cost nothing (views, copies, padding, creation of constants)."""
+    for packet in _packets(ops):
+        if packet in _COSTS:
+            raise ValueError(f"operator {packet} has a cost function; it cannot also be free")
+        FREE_OPS.add(packet)
+
+
+def lookup(func: Any) -> CostEntry | None:
+    """The cost entry of an overload (``aten.conv2d.default``) or packet, or None."""
+    return _COSTS.get(getattr(func, "overloadpacket", func))
+
+
+def is_free(func: Any) -> bool:
+    return getattr(func, "overloadpacket", func) in FREE_OPS
+
+
+def registered_ops() -> list[str]:
+    """Names of every operator with a cost function, sorted."""
+    return sorted(str(p) for p in _COSTS)
+
+
+def free_ops() -> list[str]:
+    """Names of every operator listed as free, sorted."""
+    return sorted(str(p) for p in FREE_OPS)
+
+
+def op_name(func: Any) -> str:
+    """Short, stable name of an operator: ``aten.convolution``."""
+    packet = getattr(func, "overloadpacket", func)
+    return str(packet)
+
+
+def maybe(name: str) -> list[Any]:
+    """The aten packet called ``name`` if this torch has it (lets the tables name ops from newer releases)."""
+    packet = getattr(aten, name, None)
+    return [packet] if packet is not None else []

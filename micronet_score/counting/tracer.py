@@ -1,0 +1,539 @@
+"""The tracer: a TorchDispatchMode that sees every aten operator of one forward pass, plus module hooks that
+attribute each operator to the innermost module running it.
+
+It tells apart tensors that depend on the inputs (their operators are the per-example inference cost) from
+tensors computed from weights alone (preprocessing such as pruning-mask products or weight fake-quant, which
+is free; the result is what the model stores). It records one :class:`Event` per costed operator and one
+:class:`StoredTensor` per distinct stored tensor; the engine turns those into a report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.weak import WeakIdKeyDictionary
+
+from micronet_score.bits import Precision, dtype_bits, range_bits
+from micronet_score.counting import costs as _costs  # noqa: F401  (fills the registry)
+from micronet_score.counting.costs.attention import attention_cost
+from micronet_score.counting.registry import ChannelStats, OpCall, is_free, lookup, op_name
+from micronet_score.counting.storage import StorageStats, measure
+from micronet_score.errors import UnsupportedOpError
+
+aten = torch.ops.aten
+
+# Fake-quantization operators: positions of (quant_min, quant_max) and of the "enabled" flag, if any.
+_FAKE_QUANT: dict[Any, tuple[int, int, int | None]] = {}
+for _name, _pos in {
+    "fake_quantize_per_tensor_affine": (3, 4, None),
+    "fake_quantize_per_tensor_affine_cachemask": (3, 4, None),
+    "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams": (4, 5, 3),
+    "fake_quantize_per_channel_affine": (4, 5, None),
+    "fake_quantize_per_channel_affine_cachemask": (4, 5, None),
+    "_fake_quantize_learnable_per_tensor_affine": (3, 4, None),
+    "_fake_quantize_learnable_per_channel_affine": (4, 5, None),
+    "_fused_moving_avg_obs_fq_helper": (8, 9, 2),
+}.items():
+    if hasattr(aten, _name):
+        _FAKE_QUANT[getattr(aten, _name)] = _pos
+_DEQUANTIZE = {aten.dequantize}
+
+
+@dataclass
+class FoldTarget:
+    """What a batch norm folding into this conv/linear output changes: one bias per active channel."""
+
+    channels: int
+    per_channel: int
+    active: int
+    has_bias: bool
+    bits: int
+
+
+@dataclass
+class BatchNormUse:
+    """A batch norm in inference mode, kept until the engine decides whether it folds."""
+
+    producer: int
+    channels: int
+    tensors: tuple[torch.Tensor | None, ...]  # weight, bias, running_mean, running_var
+    eps: float
+    bits: int
+    owner: str
+
+
+@dataclass
+class Event:
+    """One costed operator call (whole batch)."""
+
+    module: str
+    op: str
+    mults: int
+    adds: int
+    mult_bits: int
+    fold: FoldTarget | None = None
+    batchnorm: BatchNormUse | None = None
+
+
+@dataclass
+class StoredTensor:
+    """One distinct tensor the model stores (a parameter or buffer as the forward uses it)."""
+
+    label: str
+    module: str
+    shape: tuple[int, ...]
+    bits: int
+    stats: StorageStats
+
+
+@dataclass
+class _Static:
+    sources: frozenset[str]
+    bits: int | None  # a width set by fake quantization, if any
+
+
+class Tracer(TorchDispatchMode):
+    """Records costs of one forward pass. Use through :func:`micronet_score.count`."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        precision_of: Any,
+        strict: bool = False,
+        mask_policy: str = "cheaper",
+    ) -> None:
+        super().__init__()
+        self.strict = strict
+        self.mask_policy = mask_policy
+        self.precision_of = precision_of  # module name -> Precision | None
+        self.module_names: dict[int, str] = {}
+        self.module_types: dict[str, str] = {}
+        for name, module in model.named_modules():
+            self.module_names.setdefault(id(module), name)
+            self.module_types.setdefault(name, type(module).__name__)
+        self.tensor_names: dict[int, str] = {}
+        for name, p in model.named_parameters(remove_duplicate=True):
+            self.tensor_names.setdefault(id(p), name)
+        for name, b in model.named_buffers(remove_duplicate=True):
+            self.tensor_names.setdefault(id(b), name)
+        self._model_tensors = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
+        self.stack: list[str] = [""]
+        self.calls: Counter[str] = Counter()
+        self.dep: WeakIdKeyDictionary = WeakIdKeyDictionary()  # tensor -> (producer event, bits or None)
+        self.static: WeakIdKeyDictionary = WeakIdKeyDictionary()  # tensor -> _Static
+        self.events: list[Event] = []
+        self.consumers: list[int] = []
+        self.stored: dict[Any, StoredTensor] = {}
+        self.used_sources: set[str] = set()
+        self.unsupported: dict[str, Counter[str]] = defaultdict(Counter)
+        self.nonzeros_known = True
+        self.snapshots: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._stats_cache: dict[Any, ChannelStats] = {}
+        self._suppress = 0
+        self._mutable: dict[Any, tuple[int, ...]] = {}
+
+    # ----------------------------------------------------------------- module attribution
+    def pre_hook(self, module: torch.nn.Module, args: Any) -> None:
+        name = self.module_names.get(id(module))
+        if name is None:  # a module created inside forward: charge its parent
+            name = self.stack[-1]
+        self.stack.append(name)
+        self.calls[name] += 1
+
+    def post_hook(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        if len(self.stack) > 1:
+            self.stack.pop()
+
+    @property
+    def module(self) -> str:
+        return self.stack[-1]
+
+    # ----------------------------------------------------------------- inputs
+    def mark_input(self, t: torch.Tensor) -> None:
+        self.dep[t] = (-1, None)
+
+    # ----------------------------------------------------------------- tensor facts
+    def _static_info(self, t: torch.Tensor) -> _Static | None:
+        name = self.tensor_names.get(id(t))
+        if name is not None and self._model_tensors.get(id(t)) is t:
+            return _Static(frozenset((name,)), None)
+        return self.static.get(t)
+
+    def _key(self, t: torch.Tensor, info: _Static) -> Any:
+        if len(info.sources) == 1 and self.tensor_names.get(id(t)) in info.sources:
+            return next(iter(info.sources))
+        return (info.sources, tuple(t.shape), t.storage_offset() if not t.is_meta else 0, info.bits)
+
+    def _owner(self, sources: frozenset[str]) -> str:
+        owners = {s.rpartition(".")[0] for s in sources}
+        if len(owners) == 1:
+            return owners.pop()
+        return self.module
+
+    def _label(self, t: torch.Tensor, info: _Static) -> str:
+        if len(info.sources) == 1:
+            source = next(iter(info.sources))
+            name = self.tensor_names.get(id(t))
+            if name == source:
+                return source
+            base, _, leaf = source.rpartition(".")
+            for suffix in ("_orig", "_mask"):  # torch.nn.utils.prune's weight_orig * weight_mask
+                if leaf.endswith(suffix):
+                    leaf = leaf[: -len(suffix)]
+            return f"{base}.{leaf}" if base else leaf
+        names = sorted(info.sources)
+        common = names[0]
+        for n in names[1:]:
+            while not n.startswith(common):
+                common = common[:-1]
+        for suffix in ("_orig", "_mask", "_"):
+            if common.endswith(suffix):
+                common = common[: -len(suffix)]
+        return common.rstrip(".") or "+".join(names)
+
+    def _precision(self, module: str) -> Precision | None:
+        return self.precision_of(module)
+
+    def stored_bits(self, t: torch.Tensor, info: _Static, owner: str) -> int:
+        user = self._precision(owner)
+        if user is not None and user.weight is not None:
+            return user.weight
+        if info.bits is not None:
+            return info.bits
+        return dtype_bits(t.dtype)
+
+    def _register_stored(self, t: torch.Tensor, info: _Static) -> StoredTensor:
+        key = self._key(t, info)
+        entry = self.stored.get(key)
+        if entry is None:
+            owner = self._owner(info.sources)
+            stats = measure(t, self.mask_policy)
+            if stats.nonzeros is None:
+                self.nonzeros_known = False
+            entry = StoredTensor(self._label(t, info), owner, tuple(t.shape),
+                                 self.stored_bits(t, info, owner), stats)
+            self.stored[key] = entry
+        self.used_sources.update(info.sources)
+        return entry
+
+    def tensor_bits(self, t: torch.Tensor, module: str) -> int:
+        """Width of an operand of an operator running in ``module``."""
+        dep = self.dep.get(t)
+        if dep is not None:
+            user = self._precision(module)
+            if user is not None and user.activation is not None:
+                return user.activation
+            return dep[1] if dep[1] is not None else dtype_bits(t.dtype)
+        info = self._static_info(t)
+        if info is not None and info.sources:
+            entry = self.stored.get(self._key(t, info))
+            return entry.bits if entry is not None else self.stored_bits(t, info, self._owner(info.sources))
+        if info is not None and info.bits is not None:
+            return info.bits
+        return dtype_bits(t.dtype)
+
+    def channel_stats(self, t: torch.Tensor, dim: int) -> ChannelStats:
+        """Non-zeros of ``t`` per index along ``dim`` (dense figures when they are unknown or dynamic)."""
+        channels = t.shape[dim] if t.dim() else 1
+        length = t.numel() // max(channels, 1)
+        dense = ChannelStats(channels * length, channels * max(length - 1, 0), channels)
+        if t in self.dep:
+            return dense
+        info = self._static_info(t)
+        if info is None or not info.sources:
+            return dense
+        if t.is_meta:
+            self.nonzeros_known = False
+            return dense
+        key = (self._key(t, info), dim)
+        cached = self._stats_cache.get(key)
+        if cached is None:
+            values = t.int_repr() if t.is_quantized else t
+            if values.dim() <= 1:
+                z = (values != 0).reshape(-1).to(torch.int64)
+            else:
+                z = torch.count_nonzero(values, dim=[d for d in range(values.dim()) if d != dim % values.dim()])
+            if int(z.sum()) == channels * length:
+                cached = dense
+            else:
+                cached = ChannelStats(int(z.sum()), int((z - 1).clamp_min(0).sum()), int((z > 0).sum()))
+            self._stats_cache[key] = cached
+        return cached
+
+    def is_static(self, t: torch.Tensor) -> bool:
+        if t in self.dep:
+            return False
+        info = self._static_info(t)
+        return info is not None and bool(info.sources)
+
+    # ----------------------------------------------------------------- the dispatch hook
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        tensors = _tensors(args, kwargs)
+        if self._suppress:
+            return func(*args, **kwargs)
+        self._protect_model_tensors(func, args, kwargs)
+        out = func(*args, **kwargs)
+        tainted = [t for t in tensors if t in self.dep]
+        if not tainted:
+            self._static_op(func, args, tensors, out)
+            return out
+        module = self.module
+        entry = lookup(func)
+        fq = _FAKE_QUANT.get(func.overloadpacket)
+        if entry is None and fq is None and not is_free(func):
+            name = op_name(func)
+            if self.strict:
+                raise UnsupportedOpError(name, module)
+            self.unsupported[module][name] += 1
+        for t in tensors:
+            if t not in self.dep:
+                info = self._static_info(t)
+                if info is not None and info.sources and (entry is None or entry.kind != "batchnorm"):
+                    self._register_stored(t, info)
+        producer = -1
+        if entry is not None:
+            producer = self._costed(func, entry, args, kwargs, out, tensors, module)
+        bits = self._output_bits(func, args, tensors, module, fq)
+        producers = {self.dep[t][0] for t in tainted}
+        if entry is None and len(tainted) == 1 and len(producers) == 1:
+            producer = next(iter(producers))  # a view or copy keeps pointing at the real producer
+        else:
+            for p in producers:
+                if p >= 0:
+                    self.consumers[p] += 1
+        self._mark(out, producer, bits)
+        for t in tensors:  # in-place writes of input-dependent values into another tensor
+            if t not in self.dep and _written(func, t, args, kwargs, self._mutable):
+                self.dep[t] = (producer, bits)
+                base = getattr(t, "_base", None)
+                if base is not None:
+                    self.dep[base] = (producer, bits)
+        return out
+
+    def _static_op(self, func, args, tensors, out) -> None:
+        """An operator on weights (or constants) only: free preprocessing; remember where outputs come from."""
+        sources: frozenset[str] = frozenset()
+        bits = None
+        for t in tensors:
+            info = self._static_info(t)
+            if info is not None:
+                sources |= info.sources
+                if info.bits is not None:
+                    bits = info.bits if bits is None else max(bits, info.bits)
+        if not sources:
+            return
+        packet = func.overloadpacket
+        fq = _FAKE_QUANT.get(packet)
+        if fq is not None:
+            fq_bits = _fake_quant_bits(args, fq)
+            if fq_bits is not None:
+                bits = fq_bits
+        elif packet in _DEQUANTIZE and tensors:
+            bits = dtype_bits(tensors[0].dtype)
+        for t in _out_tensors(out):
+            if t in self.dep or id(t) in self.tensor_names:
+                continue
+            self.static[t] = _Static(sources, bits)
+
+    def _costed(self, func, entry, args, kwargs, out, tensors, module) -> int:
+        call = OpCall(args, kwargs, out, self.channel_stats, self.is_static)
+        cost = entry.fn(call)
+        mult_bits = max((self.tensor_bits(t, module) for t in tensors), default=32)
+        event = Event(module, op_name(func), int(cost.mults), int(cost.adds), mult_bits)
+        if entry.kind in ("conv", "linear"):
+            event.fold = self._fold_target(entry.kind, args, out, module)
+        elif entry.kind == "batchnorm":
+            event.batchnorm = self._batchnorm_use(func, args, kwargs, module)
+        self.events.append(event)
+        self.consumers.append(0)
+        return len(self.events) - 1
+
+    def _fold_target(self, kind: str, args, out, module) -> FoldTarget | None:
+        if not isinstance(out, torch.Tensor) or out.dim() < 2:
+            return None
+        if kind == "conv":
+            weight, bias, dim = args[1], args[2], 0
+            if bool(args[6]) if len(args) > 6 else False:  # transposed: leave alone
+                return None
+            channels = out.shape[1]
+        else:
+            if out.dim() != 2:
+                return None
+            if len(args) == 3:  # addmm(bias, x, w_t)
+                bias, weight = args[0], args[2]
+            else:
+                bias, weight = None, args[1]
+            if weight.dim() != 2 or not self.is_static(weight):
+                return None
+            dim = 1
+            channels = out.shape[1]
+        if not self.is_static(weight):
+            return None
+        stats = self.channel_stats(weight, dim)
+        info = self._static_info(weight)
+        bits = self.stored_bits(weight, info, self._owner(info.sources)) if info else 32
+        return FoldTarget(channels, out.numel() // channels, stats.active, bias is not None, bits)
+
+    def _batchnorm_use(self, func, args, kwargs, module) -> BatchNormUse | None:
+        x = args[0]
+        packet = func.overloadpacket
+        if packet is aten._native_batch_norm_legit_no_training:
+            tensors = tuple(args[1:5])
+            eps = args[6] if len(args) > 6 else kwargs.get("eps", 1e-5)
+        else:
+            if args[5] if len(args) > 5 else kwargs.get("training", False):
+                for t in args[1:3]:  # training-mode statistics: only the affine weights are stored
+                    if isinstance(t, torch.Tensor) and self.is_static(t):
+                        self._register_stored(t, self._static_info(t))
+                return None
+            tensors = tuple(args[1:5])
+            eps = args[7] if len(args) > 7 else kwargs.get("eps", 1e-5)
+        producer = self.dep[x][0] if x in self.dep else -1
+        bits = 32
+        sources: set[str] = set()
+        for t in tensors:
+            if isinstance(t, torch.Tensor):
+                info = self._static_info(t)
+                if info is not None:
+                    sources |= info.sources
+        for t in tensors[:2]:
+            if isinstance(t, torch.Tensor):
+                info = self._static_info(t)
+                if info is not None:
+                    bits = self.stored_bits(t, info, module)
+                    break
+        self.used_sources.update(sources)
+        return BatchNormUse(producer, x.shape[1], tensors, float(eps), bits, module)
+
+    def _output_bits(self, func, args, tensors, module, fq) -> int | None:
+        if fq is not None:
+            return _fake_quant_bits(args, fq)
+        if func.overloadpacket in _DEQUANTIZE and tensors:
+            return dtype_bits(tensors[0].dtype)
+        if lookup(func) is not None:
+            return None  # arithmetic produces values in its output dtype
+        widths = [self.dep[t][1] for t in tensors if t in self.dep and self.dep[t][1] is not None]
+        return max(widths) if widths else None  # views and copies keep the width they were given
+
+    def _mark(self, out: Any, producer: int, bits: int | None) -> None:
+        for t in _out_tensors(out):
+            self.dep[t] = (producer, bits)
+
+    def _protect_model_tensors(self, func, args, kwargs) -> None:
+        """Before an in-place operator writes into a parameter or buffer, keep a copy to restore afterwards."""
+        positions = self._mutable.get(func)
+        if positions is None:
+            positions = tuple(i for i, a in enumerate(func._schema.arguments)
+                              if a.alias_info is not None and a.alias_info.is_write)
+            self._mutable[func] = positions
+        if not positions:
+            return
+        schema_args = func._schema.arguments
+        for i in positions:
+            value = args[i] if i < len(args) else kwargs.get(schema_args[i].name)
+            for t in _out_tensors(value):
+                owner = self._model_tensors.get(id(t))
+                if owner is t and id(t) not in self.snapshots:
+                    self.snapshots[id(t)] = (t, t.detach().clone())
+
+    def restore(self) -> None:
+        """Put back every parameter or buffer an operator wrote into."""
+        with torch.no_grad():
+            for t, saved in self.snapshots.values():
+                t.copy_(saved)
+        self.snapshots.clear()
+
+    # ----------------------------------------------------------------- SDPA as one unit
+    def attention(self, func, args, kwargs) -> Any:
+        q = args[0] if args else kwargs["query"]
+        k = args[1] if len(args) > 1 else kwargs["key"]
+        v = args[2] if len(args) > 2 else kwargs["value"]
+        mask = args[3] if len(args) > 3 else kwargs.get("attn_mask")
+        tensors = [t for t in (q, k, v, mask) if isinstance(t, torch.Tensor)]
+        self._suppress += 1
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            self._suppress -= 1
+        tainted = [t for t in tensors if t in self.dep]
+        if not tainted:
+            return out
+        module = self.module
+        for t in tensors:
+            if t not in self.dep:
+                info = self._static_info(t)
+                if info is not None and info.sources:
+                    self._register_stored(t, info)
+        cost = attention_cost(q, k, v, mask)
+        bits = max(self.tensor_bits(t, module) for t in tensors)
+        self.events.append(Event(module, "aten.scaled_dot_product_attention", cost.mults, cost.adds, bits))
+        self.consumers.append(0)
+        for t in tainted:
+            p = self.dep[t][0]
+            if p >= 0:
+                self.consumers[p] += 1
+        self._mark(out, len(self.events) - 1, None)
+        return out
+
+
+_ATTENTION = {F.scaled_dot_product_attention, torch._C._nn.scaled_dot_product_attention}
+
+
+class AttentionMode(TorchFunctionMode):
+    """Sends scaled_dot_product_attention to the tracer as one unit, whatever kernel the backend runs."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        super().__init__()
+        self.tracer = tracer
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _ATTENTION:
+            return self.tracer.attention(func, args, kwargs)
+        return func(*args, **kwargs)
+
+
+def _fake_quant_bits(args, positions: tuple[int, int, int | None]) -> int | None:
+    qmin_pos, qmax_pos, enabled_pos = positions
+    if enabled_pos is not None and enabled_pos < len(args):
+        flag = args[enabled_pos]
+        if isinstance(flag, torch.Tensor) and not flag.is_meta and not bool(flag.reshape(-1)[0]):
+            return None
+    if qmax_pos >= len(args):
+        return None
+    return range_bits(int(args[qmin_pos]), int(args[qmax_pos]))
+
+
+def _tensors(args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    found: list[torch.Tensor] = []
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found.extend(v for v in value if isinstance(v, torch.Tensor))
+    return found
+
+
+def _out_tensors(out: Any) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (list, tuple)):
+        return [t for t in out if isinstance(t, torch.Tensor)]
+    return []
+
+
+def _written(func, t: torch.Tensor, args, kwargs, mutable: dict) -> bool:
+    positions = mutable.get(func, ())
+    schema_args = func._schema.arguments
+    for i in positions:
+        value = args[i] if i < len(args) else kwargs.get(schema_args[i].name)
+        if value is t or (isinstance(value, (list, tuple)) and any(v is t for v in value)):
+            return True
+    return False

@@ -1,0 +1,52 @@
+"""Exceptions raised by micronet-score.
+
+Every error names the problem and the way out; all derive from :class:`MicronetError` so a caller can catch
+the library's errors in one place.
+"""
+
+from __future__ import annotations
+
+
+class MicronetError(Exception):
+    """Base class of every error micronet-score raises on purpose."""
+
+
+class InputError(MicronetError, ValueError):
+    """The inputs given to :func:`micronet_score.count` cannot be used (bad shape spec, type, device)."""
+
+
+class ForwardError(MicronetError, RuntimeError):
+    """The model's forward pass raised; the message names the module where it failed."""
+
+    def __init__(self, message: str, module: str | None = None) -> None:
+        super().__init__(message)
+        self.module = module
+
+
+class UnsupportedOpError(MicronetError, RuntimeError):
+    """Strict mode met an operator that has no cost function and is not known to be free."""
+
+    def __init__(self, op: str, module: str) -> None:
+        where = f"module '{module}'" if module else "the root module"
+        super().__init__(
+            f"operator '{op}' in {where} has no cost function and is not a known free op; "
+            "count with strict=False to see it listed in report.unsupported, or register a cost with "
+            "micronet_score.counting.register"
+        )
+        self.op = op
+        self.module = module
+
+
+class UnknownRuleSetError(MicronetError, KeyError, ValueError):
+    """A rule set name that is not registered."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown rule set '{name}'; known rule sets: {', '.join(sorted(known))}")
+        self.name = name
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ConventionMismatchError(MicronetError, ValueError):
+    """A report counted under one convention was scored with rules that need another."""
