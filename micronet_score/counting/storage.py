@@ -55,15 +55,16 @@ class Priced:
         return (self.values * self.bits + self.mask_bits) / 32
 
 
-def measure(t: torch.Tensor, policy: str = "cheaper") -> StorageStats:
-    """Count non-zeros and kept blocks of ``t`` (nothing for meta tensors)."""
+def measure(t: torch.Tensor, policy: str = "cheaper", nonzeros: int | None = None) -> StorageStats:
+    """Count non-zeros (unless given) and kept blocks of ``t`` (nothing for meta tensors)."""
     numel = t.numel()
     if t.is_meta:
         return StorageStats(numel, None)
     if t.is_quantized:
         t = t.int_repr() - _zero_point(t)
-    nonzeros = int(torch.count_nonzero(t))
-    finite = bool(torch.isfinite(t).all()) if t.is_floating_point() else True
+    if nonzeros is None:
+        nonzeros = int(torch.count_nonzero(t))
+    finite = _finite(t)
     if nonzeros == numel or numel == 0:
         return StorageStats(numel, nonzeros, (), finite)
     options = [SparseOption((1, 1), nonzeros, numel)]
@@ -76,6 +77,15 @@ def measure(t: torch.Tensor, policy: str = "cheaper") -> StorageStats:
             kept = int(matrix.reshape(rows // br, br, cols // bc, bc).any(dim=3).any(dim=1).sum())
             options.append(SparseOption((br, bc), kept * br * bc, (rows // br) * (cols // bc)))
     return StorageStats(numel, nonzeros, tuple(options), finite)
+
+
+def _finite(t: torch.Tensor) -> bool:
+    """No NaN or Inf in ``t``: one reduction, with an exact check only when the sum is not finite."""
+    if not t.is_floating_point() or t.numel() == 0:
+        return True
+    if bool(torch.isfinite(t.sum(dtype=torch.float64))):
+        return True
+    return bool(torch.isfinite(t).all())
 
 
 def _zero_point(t: torch.Tensor) -> torch.Tensor | int:

@@ -135,6 +135,7 @@ class Tracer(TorchDispatchMode):
         self.nonzeros_known = True
         self.snapshots: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._stats_cache: dict[Any, ChannelStats] = {}
+        self._nonzeros: dict[Any, int] = {}  # stored-tensor key -> non-zeros, learnt from channel stats
         self._suppress = 0
         self._mutable: dict[Any, tuple[int, ...]] = {}
 
@@ -213,7 +214,7 @@ class Tracer(TorchDispatchMode):
         entry = self.stored.get(key)
         if entry is None:
             owner = self._owner(info.sources)
-            stats = measure(t, self.mask_policy)
+            stats = measure(t, self.mask_policy, self._nonzeros.get(key))
             if stats.nonzeros is None:
                 self.nonzeros_known = False
             entry = StoredTensor(self._label(t, info), owner, tuple(t.shape),
@@ -251,7 +252,8 @@ class Tracer(TorchDispatchMode):
         if t.is_meta:
             self.nonzeros_known = False
             return dense
-        key = (self._key(t, info), dim)
+        tkey = self._key(t, info)
+        key = (tkey, dim)
         cached = self._stats_cache.get(key)
         if cached is None:
             values = t.int_repr() if t.is_quantized else t
@@ -264,6 +266,7 @@ class Tracer(TorchDispatchMode):
             else:
                 cached = ChannelStats(int(z.sum()), int((z - 1).clamp_min(0).sum()), int((z > 0).sum()))
             self._stats_cache[key] = cached
+            self._nonzeros[tkey] = cached.nonzeros
         return cached
 
     def is_static(self, t: torch.Tensor) -> bool:
@@ -292,14 +295,14 @@ class Tracer(TorchDispatchMode):
             if self.strict:
                 raise UnsupportedOpError(name, module)
             self.unsupported[module][name] += 1
+        producer = -1
+        if entry is not None:
+            producer = self._costed(func, entry, args, kwargs, out, tensors, module)
         for t in tensors:
             if t not in self.dep:
                 info = self._static_info(t)
                 if info is not None and info.sources and (entry is None or entry.kind != "batchnorm"):
                     self._register_stored(t, info)
-        producer = -1
-        if entry is not None:
-            producer = self._costed(func, entry, args, kwargs, out, tensors, module)
         bits = self._output_bits(func, args, tensors, module, fq)
         producers = {self.dep[t][0] for t in tainted}
         if entry is None and len(tainted) == 1 and len(producers) == 1:

@@ -76,15 +76,35 @@ def score(
         report = count(target, inputs, convention=ruleset.counting, **count_options)
     else:
         raise InputError(f"score() needs a Report or a torch.nn.Module, got {type(target).__name__}")
-    param_term = report.param_storage / ruleset.param_baseline
-    ops_term = report.math_ops / ruleset.ops_baseline
+    return evaluate(report.param_storage, report.math_ops, rules=ruleset, accuracy=accuracy)
+
+
+def evaluate(
+    param_storage: float,
+    math_ops: float,
+    *,
+    rules: str | RuleSet,
+    accuracy: float | tuple[int, int] | None = None,
+) -> Score:
+    """The score arithmetic alone, for 32-bit-equivalent totals counted elsewhere.
+
+    >>> from micronet_score.rules import evaluate
+    >>> round(evaluate(3e6, 500e6, rules="micronet-2019-imagenet").value, 6)  # 3/6.9 + 500/1170
+    0.862133
+    """
+    ruleset = get(rules)
+    for label, value in (("param_storage", param_storage), ("math_ops", math_ops)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
+            raise InputError(f"{label} must be a non-negative number, got {value!r}")
+    param_term = param_storage / ruleset.param_baseline
+    ops_term = math_ops / ruleset.ops_baseline
     passed = ruleset.passes(accuracy) if accuracy is not None else None
     acc_value = None
     if accuracy is not None:
         acc_value = accuracy[0] / accuracy[1] if isinstance(accuracy, tuple) else float(accuracy)
     return Score(
         value=param_term + ops_term, param_term=param_term, ops_term=ops_term,
-        param_storage=report.param_storage, math_ops=report.math_ops,
+        param_storage=param_storage, math_ops=math_ops,
         param_baseline=ruleset.param_baseline, ops_baseline=ruleset.ops_baseline,
         rules=ruleset.name, rules_version=ruleset.version, convention=ruleset.counting.name,
         threshold=ruleset.threshold, accuracy=acc_value, passed=passed,

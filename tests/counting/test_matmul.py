@@ -1,0 +1,95 @@
+"""Linear layers and matrix products: M*N*K mults, M*N*(K-1) adds (+ bias adds), by hand."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import micronet_score as ms
+
+
+def test_linear():
+    # Linear(10, 20): 10 mults, 9 + 1 (bias) adds per output; 20 outputs.
+    r = ms.count(nn.Linear(10, 20), (1, 10))
+    assert (r.mults, r.adds, r.params) == (200, 200, 220)
+
+
+def test_linear_on_sequence_counts_every_row():
+    # (2, 7, 16) @ Linear(16, 4): 7 rows per example, 16 mults and 15 + 1 adds per output, 4 outputs per row.
+    r = ms.count(nn.Linear(16, 4), (2, 7, 16))
+    assert r.mults == 7 * 4 * 16 == 448
+    assert r.adds == 7 * 4 * 16 == 448
+
+
+def test_mm_matches_torch_flop_counter_case(fn_module):
+    # torch's test_flop_counter: (4, 5) @ (5, 6) is 120 MACs; adds 4*6*(5-1) = 96.
+    r = ms.count(fn_module(lambda a, b: torch.mm(a, b)), (torch.randn(4, 5), torch.randn(5, 6)))
+    assert r.mults * r.batch_size == 120
+    assert r.adds * r.batch_size == 96
+
+
+def test_bmm_and_einsum(fn_module):
+    # bmm (3, 4, 5) @ (3, 5, 2): 3*4*2 outputs, 5 mults and 4 adds each; batch of 3 -> per example /3.
+    r = ms.count(fn_module(torch.bmm), (torch.randn(3, 4, 5), torch.randn(3, 5, 2)))
+    assert r.mults == 4 * 2 * 5 == 40 and r.adds == 4 * 2 * 4 == 32
+    e = ms.count(fn_module(lambda a, b: torch.einsum("bij,bjk->bik", a, b)),
+                 (torch.randn(3, 4, 5), torch.randn(3, 5, 2)))
+    assert (e.mults, e.adds) == (40, 32)
+
+
+def test_matmul_broadcast(fn_module):
+    # (2, 3, 8) @ (8, 5): per example 3*5 outputs of 8 mults, 7 adds.
+    r = ms.count(fn_module(torch.matmul), (torch.randn(2, 3, 8), torch.randn(8, 5)))
+    assert (r.mults, r.adds) == (120, 105)
+
+
+def test_baddbmm(fn_module):
+    # baddbmm adds the bias: (2, 3, 4) @ (2, 4, 5) + (2, 3, 5): 3*5 outputs, 4 mults, 3 + 1 adds each.
+    r = ms.count(fn_module(torch.baddbmm),
+                 (torch.randn(2, 3, 5), torch.randn(2, 3, 4), torch.randn(2, 4, 5)))
+    assert (r.mults, r.adds) == (60, 60)
+
+
+def test_scaled_dot_product_attention(fn_module):
+    # q, k, v (1, 2 heads, L=4, E=8): scores 2*4*4*8 = 256 mults, 2*4*4*7 = 224 adds; scale 32 mults;
+    # softmax over 4: per row 8 mults, 3 adds, 8 rows -> 64 mults, 24 adds; P V: 2*4*8*4 = 256 mults,
+    # 2*4*8*3 = 192 adds. Total 608 mults, 440 adds.
+    q = torch.randn(1, 2, 4, 8)
+    r = ms.count(fn_module(F.scaled_dot_product_attention), (q, q.clone(), q.clone()))
+    assert (r.mults, r.adds) == (608, 440)
+    assert r.unsupported == {}
+
+
+def test_multihead_attention_module():
+    # nn.MultiheadAttention(16, 2) on (1, 5, 16) self-attention, batch_first:
+    # in-projection 3 * 5 rows * 16 outs * 16 = 3,840 mults, adds 3*5*16*(15+1) = 3,840;
+    # attention per head h=2, L=S=5, E=8: scores 2*5*5*8 = 400 mults, 2*25*7 = 350 adds; scale 50;
+    # softmax 2*5 rows: 10*(10 mults, 4 adds) = 100 mults, 40 adds; PV 2*5*8*5 = 400 mults, 2*5*8*4 = 320 adds;
+    # out-projection 5*16*16 = 1,280 mults, 5*16*16 = 1,280 adds.
+    m = nn.MultiheadAttention(16, 2, batch_first=True)
+    x = torch.randn(1, 5, 16)
+    r = ms.count(m, {"query": x, "key": x, "value": x, "need_weights": False})  # runs SDPA
+    assert r.mults == 3_840 + 400 + 50 + 100 + 400 + 1_280
+    assert r.adds == 3_840 + 350 + 40 + 320 + 1_280
+    assert r.unsupported == {}
+    # With need_weights=True PyTorch takes the explicit path: it scales q (2*5*8 = 80 mults instead of the
+    # 50 score scalings) and averages the weights over the 2 heads (25 outputs: 1 add + 1 mult each).
+    r = ms.count(m, (x, x, x))
+    assert r.mults == 3_840 + 80 + 400 + 100 + 400 + 1_280 + 25
+    assert r.adds == 3_840 + 350 + 40 + 320 + 1_280 + 25
+
+
+def test_shared_linear_counts_params_once_ops_twice(fn_module):
+    lin = nn.Linear(8, 8)
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = lin
+
+        def forward(self, x):
+            return self.lin(self.lin(x))
+
+    r = ms.count(Twice(), (1, 8))
+    assert r.params == 72
+    assert r.mults == 2 * 64
+    assert r.layer("lin").calls == 2
