@@ -1,0 +1,120 @@
+"""Bit widths: dtype, fake quantization, user settings, and the 16-bit freebie."""
+
+import torch
+from torch import nn
+
+import micronet_score as ms
+from micronet_score.bits import range_bits
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+
+
+# Hand counts of _net on (1, 3, 8, 8): conv 27 mults/26 adds x 144 outputs = 3,888 / 3,744; ReLU 144 mults;
+# linear 144 mults and 143 + 1 adds x 10 = 1,440 / 1,440. Params 108 + 1,440 + 10 = 1,558.
+MULTS = 3_888 + 144 + 1_440
+ADDS = 3_744 + 1_440
+PARAMS = 1_558
+
+
+def test_fp32_gets_the_freebie():
+    r = ms.count(_net(), (1, 3, 8, 8))
+    assert (r.mults, r.adds, r.params) == (MULTS, ADDS, PARAMS)
+    assert r.freebie
+    # 16/32 for params and mults, 32/32 for adds.
+    assert r.param_storage == PARAMS / 2
+    assert r.math_ops == MULTS / 2 + ADDS
+
+
+def test_freebie_off_counts_32_bits():
+    r = ms.count(_net(), (1, 3, 8, 8), freebie=False)
+    assert r.param_storage == PARAMS
+    assert r.math_ops == MULTS + ADDS
+
+
+def test_fp16_model_is_16_bits_without_needing_the_freebie():
+    r = ms.count(_net().half(), (1, 3, 8, 8), freebie=False)
+    assert r.params_by_bits == {16: PARAMS}
+    assert r.param_storage == PARAMS / 2
+    assert r.math_ops == MULTS / 2 + ADDS  # adds at the 32-bit accumulator
+
+
+def test_bf16_dtype():
+    r = ms.count(_net().to(torch.bfloat16), (1, 3, 8, 8), freebie=False)
+    assert set(r.mults_by_bits) == {16}
+
+
+def test_one_layer_at_8_bits_switches_the_freebie_off():
+    # Setting the conv to 8 bits: no freebie; conv params 108 at 8 bits, the rest stays 32-bit.
+    r = ms.count(_net(), (1, 3, 8, 8), bits={"0": 8})
+    assert not r.freebie
+    assert r.param_storage == 108 * 8 / 32 + 1_450
+    # conv mults at 8 bits; ReLU and linear mults at 32; all adds at 32.
+    assert r.math_ops == 3_888 * 8 / 32 + 144 + 1_440 + ADDS
+    # ... which here scores worse than the fp32 model with the freebie: 8-bit conv params save 81 but the
+    # freebie's half on everything else is lost.
+    assert r.param_storage > ms.count(_net(), (1, 3, 8, 8)).param_storage
+
+
+def test_bits_by_module_type_and_precision():
+    r = ms.count(_net(), (1, 3, 8, 8), bits={nn.Linear: ms.Precision(weight=4, activation=8)})
+    # linear weights and bias at 4 bits: 1,450 * 4 / 32; linear mults at max(4, 8) = 8.
+    row = r.layer("3")
+    assert row.param_storage == 1_450 * 4 / 32
+    assert row.mult_bits == (8,)
+
+
+def test_range_bits():
+    assert range_bits(-128, 127) == 8
+    assert range_bits(0, 15) == 4
+    assert range_bits(0, 255) == 8
+    assert range_bits(-7, 7) == 4  # 15 levels need 4 bits
+
+
+class FakeQuantNet(nn.Module):
+    """Weight fake-quantized per channel to 4 bits, activation per tensor to 8 bits."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, bias=False)
+        with torch.no_grad():  # |w| in [0.5, 1]: nothing rounds to zero at 4 bits (step max/7 <= 0.143)
+            self.conv.weight.copy_(torch.rand(4, 3, 3, 3) * 0.5 + 0.5)
+            self.conv.weight[:, 0] *= -1
+
+    def forward(self, x):
+        x = torch.fake_quantize_per_tensor_affine(x, 0.05, 0, -128, 127)
+        w = self.conv.weight
+        scale = w.detach().abs().amax(dim=(1, 2, 3)) / 7
+        w = torch.fake_quantize_per_channel_affine(w, scale, torch.zeros(4, dtype=torch.int32), 0, -8, 7)
+        return torch.nn.functional.conv2d(x, w)
+
+
+def test_fake_quant_widths_read_from_the_dispatch_stream():
+    r = ms.count(FakeQuantNet(), (1, 3, 8, 8))
+    assert not r.freebie  # something is below 16 bits
+    assert r.params_by_bits == {4: 108}
+    # conv input is 8-bit, weight 4-bit: mults at max(8, 4) = 8 bits; 3,888 mults; adds 3,744 at 32.
+    assert r.mults_by_bits == {8: 3_888}
+    assert r.math_ops == 3_888 * 8 / 32 + 3_744
+    # weight fake-quant is preprocessing: only the conv is counted.
+    assert r.mults == 3_888
+
+
+def test_quantization_rounding_zeros_are_seen():
+    class Q(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 1, bias=False)
+            with torch.no_grad():
+                self.lin.weight.copy_(torch.tensor([[0.01, 0.5, -0.02, 1.0]]))
+
+        def forward(self, x):
+            # scale 0.1: 0.01 and -0.02 round to 0 -> 2 non-zeros.
+            w = torch.fake_quantize_per_tensor_affine(self.lin.weight, 0.1, 0, -8, 7)
+            return torch.nn.functional.linear(x, w)
+
+    r = ms.count(Q(), (1, 4))
+    assert r.nonzero_params == 2
+    assert r.mults == 2
