@@ -1,0 +1,195 @@
+"""Fake-quantizer modules and the fake-quantized conv/linear layer classes.
+
+Every quantization goes through torch's own fake-quant ops with ``quant_min``/``quant_max`` set
+for the bit width, so a dispatch-level tracer sees ``aten.fake_quantize_per_tensor_affine_cachemask``
+or ``aten.fake_quantize_per_channel_affine_cachemask`` with ``ceil(log2(quant_max - quant_min + 1))``
+bits. The ops' backward is the straight-through estimator (gradient 1 inside the grid range, 0 where
+values were clamped), so training through a fake-quantized model updates the float weights.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_EPS = torch.finfo(torch.float32).eps
+
+
+def quant_range(bits: int, signed: bool) -> tuple[int, int]:
+    """Integer grid for ``bits``: signed ``-(2**(b-1)) .. 2**(b-1)-1`` or unsigned ``0 .. 2**b-1``.
+
+    >>> quant_range(8, signed=True), quant_range(4, signed=False)
+    ((-128, 127), (0, 15))
+    """
+    if signed:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def _qparams(lo: Tensor, hi: Tensor, qmin: int, qmax: int, symmetric: bool) -> tuple[Tensor, Tensor]:
+    # The grid always contains 0 exactly, so pruned (zero) weights stay zero after fake-quant.
+    lo = torch.clamp(lo.float(), max=0.0)
+    hi = torch.clamp(hi.float(), min=0.0)
+    if symmetric:
+        scale = torch.maximum(-lo, hi) / qmax
+        zero_point = torch.zeros_like(scale)
+    else:
+        scale = (hi - lo) / (qmax - qmin)
+        scale = torch.clamp(scale, min=_EPS)
+        zero_point = torch.clamp(qmin - torch.round(lo / scale), qmin, qmax)
+    return torch.clamp(scale, min=_EPS), zero_point.to(torch.int32)
+
+
+class WeightFakeQuantizer(nn.Module):
+    """Fake-quantizes a weight with a range taken from the weight itself (min/max, or max |w|
+    when symmetric), per output channel (axis 0) or per tensor. It has no state of its own."""
+
+    def __init__(self, bits: int, *, per_channel: bool = True, symmetric: bool = True, axis: int = 0) -> None:
+        super().__init__()
+        self.bits = bits
+        self.per_channel = per_channel
+        self.symmetric = symmetric
+        self.axis = axis
+        self.quant_min, self.quant_max = quant_range(bits, signed=symmetric)
+
+    def qparams(self, weight: Tensor) -> tuple[Tensor, Tensor]:
+        """Scale and zero point (per channel, or 0-dim tensors per tensor) for ``weight``."""
+        with torch.no_grad():
+            w = weight.detach()
+            if self.per_channel:
+                flat = w.movedim(self.axis, 0).reshape(w.shape[self.axis], -1)
+                lo, hi = flat.amin(dim=1), flat.amax(dim=1)
+            else:
+                lo, hi = w.amin(), w.amax()
+            return _qparams(lo, hi, self.quant_min, self.quant_max, self.symmetric)
+
+    def forward(self, weight: Tensor) -> Tensor:
+        scale, zero_point = self.qparams(weight)
+        if self.per_channel:
+            return torch.fake_quantize_per_channel_affine(
+                weight, scale, zero_point, self.axis, self.quant_min, self.quant_max
+            )
+        return torch.fake_quantize_per_tensor_affine(
+            weight, float(scale), int(zero_point), self.quant_min, self.quant_max
+        )
+
+    def extra_repr(self) -> str:
+        grid = "symmetric" if self.symmetric else "affine"
+        return f"bits={self.bits}, {'per_channel' if self.per_channel else 'per_tensor'}, {grid}"
+
+
+class ActivationFakeQuantizer(nn.Module):
+    """Per-tensor fake quantizer for activations with a static range.
+
+    The range lives in the ``min_val``/``max_val`` buffers (saved in ``state_dict``). While
+    ``observing`` is True (set by :func:`calibrate`) it records the running min/max of what passes
+    through and returns its input unchanged; otherwise it fake-quantizes with that range.
+    """
+
+    min_val: Tensor
+    max_val: Tensor
+
+    def __init__(self, bits: int, *, symmetric: bool = False, layer_name: str = "") -> None:
+        super().__init__()
+        self.bits = bits
+        self.symmetric = symmetric
+        self.layer_name = layer_name
+        self.observing = False
+        self.quant_min, self.quant_max = quant_range(bits, signed=symmetric)
+        self.register_buffer("min_val", torch.tensor(float("inf")))
+        self.register_buffer("max_val", torch.tensor(float("-inf")))
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(torch.isfinite(self.min_val) and torch.isfinite(self.max_val))
+
+    def reset(self) -> None:
+        """Forget the observed range."""
+        self.min_val.fill_(float("inf"))
+        self.max_val.fill_(float("-inf"))
+
+    def qparams(self) -> tuple[float, int]:
+        scale, zero_point = _qparams(
+            self.min_val, self.max_val, self.quant_min, self.quant_max, self.symmetric
+        )
+        return float(scale), int(zero_point)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.observing:
+            with torch.no_grad():
+                lo, hi = torch.aminmax(x.detach().float())
+                self.min_val.copy_(torch.minimum(self.min_val, lo))
+                self.max_val.copy_(torch.maximum(self.max_val, hi))
+            return x
+        if not self.calibrated:
+            where = f" of layer {self.layer_name!r}" if self.layer_name else ""
+            raise RuntimeError(
+                f"the input{where} has no activation range yet: run "
+                "micronet_score.compress.calibrate(model, batches) after quantize_ and before the "
+                "forward pass (or use FakeQuant(act_bits=None) to keep activations in float)"
+            )
+        scale, zero_point = self.qparams()
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, self.quant_min, self.quant_max)
+
+    def extra_repr(self) -> str:
+        grid = "symmetric" if self.symmetric else "affine"
+        return (
+            f"bits={self.bits}, {grid}, min_val={self.min_val.item():.4g}, max_val={self.max_val.item():.4g}"
+        )
+
+
+class _FakeQuantLayer:
+    """Shared parts of the fake-quantized layers: the two optional quantizer submodules."""
+
+    weight_fake_quant: WeightFakeQuantizer | None
+    input_fake_quant: ActivationFakeQuantizer | None
+
+    def _quantized_input_and_weight(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if self.input_fake_quant is not None:
+            x = self.input_fake_quant(x)
+        weight = self.weight  # type: ignore[attr-defined]
+        if self.weight_fake_quant is not None:
+            weight = self.weight_fake_quant(weight)
+        return x, weight
+
+
+class FakeQuantLinear(_FakeQuantLayer, nn.Linear):
+    """``nn.Linear`` whose input and weight pass through fake quantizers."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        x, weight = self._quantized_input_and_weight(input)
+        return F.linear(x, weight, self.bias)
+
+
+class FakeQuantConv1d(_FakeQuantLayer, nn.Conv1d):
+    """``nn.Conv1d`` whose input and weight pass through fake quantizers."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        x, weight = self._quantized_input_and_weight(input)
+        return self._conv_forward(x, weight, self.bias)
+
+
+class FakeQuantConv2d(_FakeQuantLayer, nn.Conv2d):
+    """``nn.Conv2d`` whose input and weight pass through fake quantizers."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        x, weight = self._quantized_input_and_weight(input)
+        return self._conv_forward(x, weight, self.bias)
+
+
+class FakeQuantConv3d(_FakeQuantLayer, nn.Conv3d):
+    """``nn.Conv3d`` whose input and weight pass through fake quantizers."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        x, weight = self._quantized_input_and_weight(input)
+        return self._conv_forward(x, weight, self.bias)
+
+
+#: Float layer type -> its fake-quantized counterpart.
+FAKE_QUANT_CLASSES: dict[type[nn.Module], type[nn.Module]] = {
+    nn.Linear: FakeQuantLinear,
+    nn.Conv1d: FakeQuantConv1d,
+    nn.Conv2d: FakeQuantConv2d,
+    nn.Conv3d: FakeQuantConv3d,
+}
