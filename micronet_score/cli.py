@@ -1,0 +1,204 @@
+"""The ``micronet-score`` command: a thin layer over the library API.
+
+    micronet-score count resnet18-cifar                      # a zoo model at its input size
+    micronet-score count mypkg.nets:build_model --input 1,3,32,32 --rules micronet-2019-cifar100
+    micronet-score count efficientnet-b0 --json
+    micronet-score models | rules
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import importlib.util
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from micronet_score.errors import MicronetError
+
+
+class CliError(Exception):
+    """A user mistake on the command line: printed as one line, exit status 2."""
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1,3,32,32"`` (or ``1x3x32x32``) -> (1, 3, 32, 32)."""
+    parts = re.split(r"[,x]", text.replace(" ", ""))
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise CliError(f"--input {text!r} is not a shape: write sizes separated by commas, e.g. 1,3,32,32") \
+            from None
+    if not shape or any(s <= 0 for s in shape):
+        raise CliError(f"--input {text!r} needs positive sizes, e.g. 1,3,32,32")
+    return shape
+
+
+def parse_kwargs(items: Sequence[str]) -> dict[str, Any]:
+    """``["growth_rate=12", "width=1.4"]`` -> {"growth_rate": 12, "width": 1.4} (Python literals, else str)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise CliError(f"--arg {item!r} must look like name=value")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def load_factory(spec: str) -> Callable[..., Any]:
+    """``pkg.module:factory`` or ``path/to/file.py:factory`` -> the callable."""
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise CliError(f"{spec!r} is neither a zoo model (see `micronet-score models`) nor module:factory")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise CliError(f"no file {target!r} (from {spec!r})")
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            raise CliError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
+    else:
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise CliError(f"cannot import module {target!r} (from {spec!r}): {exc}") from exc
+        except Exception as exc:
+            raise CliError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise CliError(f"module {target!r} has no callable {attr!r}")
+    return factory
+
+
+def resolve_model(name: str, kwargs: dict[str, Any]) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
+    """A zoo name or module:factory -> (model, default input shape or None)."""
+    from micronet_score import models
+
+    if name in models.names():
+        try:
+            return models.build(name, **kwargs), models.input_size(name)
+        except (TypeError, ValueError) as exc:
+            raise CliError(f"building {name!r} failed: {exc}") from exc
+    factory = load_factory(name)
+    try:
+        model = factory(**kwargs)
+    except Exception as exc:
+        raise CliError(f"{name} raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(model, torch.nn.Module):
+        raise CliError(f"{name} returned {type(model).__name__}, not a torch.nn.Module")
+    return model, None
+
+
+def _count(args: argparse.Namespace) -> int:
+    import micronet_score as ms
+    from micronet_score import rules as rules_mod
+
+    ruleset = rules_mod.get(args.rules) if args.rules else None
+    model, default_shape = resolve_model(args.model, parse_kwargs(args.arg))
+    shape = parse_shape(args.input) if args.input else default_shape
+    if shape is None and ruleset is not None:
+        shape = ruleset.input_size
+    if shape is None:
+        raise CliError(f"{args.model} needs --input (a shape such as 1,3,32,32)")
+    options: dict[str, Any] = {"strict": args.strict}
+    if args.freebie != "auto":
+        options["freebie"] = args.freebie == "on"
+    if args.bits is not None:
+        options["bits"] = {torch.nn.Module: args.bits}
+    if ruleset is not None:
+        options["convention"] = ruleset.counting
+    report = ms.count(model, shape, **options)
+    result = ms.score(report, rules=ruleset, accuracy=args.accuracy) if ruleset is not None else None
+    if args.json:
+        payload: dict[str, Any] = {"report": report.to_dict()}
+        if result is not None:
+            payload["score"] = result.to_dict()
+        print(json.dumps(payload, indent=2))
+    else:
+        print(report.table(depth=args.depth))
+        print()
+        print(report.summary())
+        if result is not None:
+            print(result)
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from micronet_score import models
+
+    rows = [(name, "x".join(map(str, models.input_size(name))), desc) for name, desc in models.names().items()]
+    print(tabulate(rows, headers=["model", "input", "description"]))
+    return 0
+
+
+def _rules(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from micronet_score import rules
+
+    rows = []
+    for name in rules.names():
+        r = rules.get(name)
+        rows.append((name, f"{r.param_baseline:,.0f}", f"{r.ops_baseline:,.0f}",
+                     f"{r.threshold:.0%}" if r.threshold is not None else "-", r.dataset, r.counting.name))
+    print(tabulate(rows, headers=["rules", "P_base", "O_base", "top-1 ≥", "dataset", "convention"]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="micronet-score",
+                                     description="Count and score neural networks by the MicroNet rules.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    count = sub.add_parser("count", help="count a model's parameters and operations (and score it)")
+    count.add_argument("model", help="a zoo model name (see `models`) or module:factory / file.py:factory")
+    count.add_argument("--input", help="input shape, e.g. 1,3,32,32 (default: the zoo model's or rules')")
+    count.add_argument("--rules", help="score against this rule set (name or .toml file)")
+    count.add_argument("--accuracy", type=float, help="top-1 accuracy as a fraction, to check the threshold")
+    count.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
+                       help="keyword argument for the model builder (repeatable)")
+    count.add_argument("--bits", type=int, help="bit width of every parameter and activation")
+    count.add_argument("--freebie", choices=("auto", "on", "off"), default="auto",
+                       help="the 16-bit freebie: as the rules say (auto), forced on or off")
+    count.add_argument("--depth", type=int, help="merge table rows below this module depth")
+    count.add_argument("--json", action="store_true", help="print the report (and score) as JSON")
+    count.add_argument("--strict", action="store_true", help="fail on any operator without a cost")
+    count.set_defaults(func=_count)
+    sub.add_parser("models", help="list the reference models").set_defaults(func=_models)
+    sub.add_parser("rules", help="list the rule sets").set_defaults(func=_rules)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"micronet-score: error: {exc}", file=sys.stderr)
+        return 2
+    except (MicronetError, KeyError, ValueError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"micronet-score: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
