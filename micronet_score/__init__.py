@@ -8,7 +8,7 @@
 >>> result = ms.score(report, rules="micronet-2019-cifar100")
 """
 
-from micronet_score import rules
+from micronet_score import models, rules
 from micronet_score.bits import Precision
 from micronet_score.convention import Convention, get_convention, register_convention
 from micronet_score.counting.engine import count
@@ -42,6 +42,7 @@ __all__ = [
     "count",
     "get_convention",
     "register_convention",
+    "models",
     "rules",
     "score",
 ]
