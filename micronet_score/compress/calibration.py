@@ -40,7 +40,7 @@ def calibrate(
     """Set the activation range of every fake-quantized layer to the min/max of its input over
     ``batches`` (the first ``num_batches`` of them when given), and return the ranges by layer name.
 
-    Earlier ranges are discarded. The model runs in eval mode under ``torch.no_grad()`` and each
+    Earlier ranges are replaced (and kept if calibration fails). The model runs in eval mode under ``torch.no_grad()`` and each
     module's training flag is restored afterwards. A batch may be a tensor, a ``(inputs, targets)``
     tuple/list as a ``DataLoader`` yields (only ``inputs`` is fed), or a dict of keyword inputs;
     ``forward_fn(model, batch)`` overrides how a batch is fed.
@@ -63,6 +63,7 @@ def calibrate(
         )
     feed = forward_fn or _default_forward
     modes = {m: m.training for m in model.modules()}
+    saved = {q: (q.min_val.clone(), q.max_val.clone()) for q in quantizers.values()}
     seen = 0
     try:
         for q in quantizers.values():
@@ -73,13 +74,18 @@ def calibrate(
             for batch in itertools.islice(batches, num_batches):
                 feed(model, batch)
                 seen += 1
+        if not seen:
+            raise ValueError("calibrate: batches was empty, no activation range was observed")
+    except BaseException:
+        for q, (lo, hi) in saved.items():  # a failed calibration keeps the previous ranges
+            q.min_val.copy_(lo)
+            q.max_val.copy_(hi)
+        raise
     finally:
         for q in quantizers.values():
             q.observing = False
         for module, training in modes.items():
             module.training = training
-    if not seen:
-        raise ValueError("calibrate: batches was empty, no activation range was observed")
     result = {}
     for name, q in quantizers.items():
         layer = name.rsplit(".", 1)[0] if "." in name else ""
