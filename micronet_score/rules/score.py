@@ -51,8 +51,10 @@ def score(
 
     >>> import torch, micronet_score as ms
     >>> s = ms.score(torch.nn.Linear(100, 10), (1, 100), rules="micronet-2019-imagenet")
-    >>> round(s.value, 9)  # 1010 params and 1000 mults at 16 bits, 1000 adds at 32 bits
-    0.000001358
+    >>> s.param_storage, s.math_ops  # 1010 params and 1000 mults at 16 bits, 1000 adds at 32 bits
+    (505.0, 1500.0)
+    >>> round(s.value, 9)  # 505 / 6.9e6 + 1500 / 1.17e9
+    7.4471e-05
     """
     ruleset = get(rules)
     if isinstance(target, Report):
