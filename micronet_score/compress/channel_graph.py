@@ -26,6 +26,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
+from .fakequant import FAKE_QUANT_CLASSES
+
+FAKE_QUANT_TYPES = tuple(FAKE_QUANT_CLASSES.values())
+
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -216,6 +220,8 @@ def _has_user_hooks(module: nn.Module) -> bool:
 def _check_no_reparametrization(model: nn.Module) -> None:
     for name, module in model.named_modules():
         pruned = [h for h in module._forward_pre_hooks.values() if isinstance(h, prune.BasePruningMethod)]
+        if isinstance(module, FAKE_QUANT_TYPES):
+            raise ValueError(f"layer {name!r} is fake-quantized; run structured pruning before quantize_")
         if pruned or parametrize.is_parametrized(module):
             raise ValueError(
                 f"layer {name!r} still carries a pruning mask or parametrization; call "

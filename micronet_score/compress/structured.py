@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._layers import select_layers, set_submodule
+from ._layers import format_types, select_layers, set_submodule
 from .channel_graph import (
     BATCHNORM_TYPES,
     CONV_TYPES,
@@ -81,6 +81,10 @@ def shrink_(model: nn.Module, config: StructuredFilters, example_inputs: Any) ->
 
         return shrink_with_torch_pruning(model, config, example_inputs)
     selected = {name for name, _ in select_layers(model, config.layer_types, config.filter_fn)}
+    if not selected:
+        raise ValueError(
+            f"StructuredFilters: no layer matches layer_types={format_types(config.layer_types)} and filter_fn"
+        )
     graph = analyze(model, example_inputs, selected, config.leaf_modules)
     removed = choose_removed(graph, config, dict(model.named_modules()))
     if not removed:

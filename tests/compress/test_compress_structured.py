@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 
 import pytest
 import torch
@@ -10,11 +11,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from micronet_score.compress import (
+    FakeQuant,
     LayerUnstructured,
     StructuredFilters,
     UntraceableModelError,
     finalize_,
     prune_,
+    quantize_,
     shrink_,
 )
 
@@ -296,6 +299,11 @@ def test_requires_example_inputs_and_finalized_masks():
     finalize_(model)
     shrink_(model, StructuredFilters(amount=0.5), torch.randn(1, 3, 8, 8))
     assert model[0].out_channels == 4
+    quantize_(model, FakeQuant(act_bits=None))
+    with pytest.raises(ValueError, match=r"layer '0' is fake-quantized; run structured pruning before quantize_"):
+        shrink_(model, StructuredFilters(), torch.randn(1, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"StructuredFilters: no layer matches layer_types=\(Conv3d\)"):
+        shrink_(chain(), StructuredFilters(layer_types=(nn.Conv3d,)), torch.randn(1, 3, 8, 8))
 
 
 def test_pruned_model_trains_and_deep_copies_and_keeps_training_mode():
@@ -310,3 +318,26 @@ def test_pruned_model_trains_and_deep_copies_and_keeps_training_mode():
     fresh = Residual()
     with pytest.raises(RuntimeError):
         fresh.load_state_dict(model.state_dict())  # the architecture really changed
+
+
+@pytest.mark.parametrize(
+    ("make", "shape", "expected_params"),
+    [(chain, (1, 3, 8, 8), 510), (Residual, (1, 3, 6, 6), 429), (Dense, (1, 3, 4, 4), 336), (grouped, (1, 3, 9, 9), 232)],
+)
+def test_optional_torch_pruning_backend_agrees_with_the_builtin_one(make, shape, expected_params):
+    pytest.importorskip("torch_pruning")
+    torch.manual_seed(0)
+    builtin, external = make(), make()
+    external.load_state_dict(builtin.state_dict())
+    x = torch.randn(*shape)
+    shrink_(builtin, StructuredFilters(amount=0.5), x)
+    shrink_(external, StructuredFilters(amount=0.5, backend="torch_pruning"), x)
+    # chain at 50%: conv0 4*3*9 = 108, bn 8, conv1 8*4*9 = 288, bn 16, fc 8*10 + 10 = 90 -> 510
+    assert n_params(builtin) == n_params(external) == expected_params
+    assert external(x).shape == builtin(x).shape
+
+
+def test_torch_pruning_backend_missing_names_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_pruning", None)
+    with pytest.raises(ImportError, match="pip install torch-pruning"):
+        shrink_(chain(), StructuredFilters(backend="torch_pruning"), torch.randn(1, 3, 8, 8))
