@@ -53,8 +53,8 @@ def score(
     >>> s = ms.score(torch.nn.Linear(100, 10), (1, 100), rules="micronet-2019-imagenet")
     >>> s.param_storage, s.math_ops  # 1010 params and 1000 mults at 16 bits, 1000 adds at 32 bits
     (505.0, 1500.0)
-    >>> round(s.value, 9)  # 505 / 6.9e6 + 1500 / 1.17e9
-    7.4471e-05
+    >>> round(s.value, 10)  # 505 / 6.9e6 + 1500 / 1.17e9
+    7.44705e-05
     """
     ruleset = get(rules)
     if isinstance(target, Report):
