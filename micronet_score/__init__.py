@@ -14,6 +14,7 @@ from micronet_score.convention import Convention, get_convention, register_conve
 from micronet_score.counting.engine import count
 from micronet_score.errors import (
     ConventionMismatchError,
+    CountingError,
     ForwardError,
     InputError,
     MicronetError,
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Convention",
     "ConventionMismatchError",
+    "CountingError",
     "ForwardError",
     "InputError",
     "LayerRow",

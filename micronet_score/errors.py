@@ -50,3 +50,16 @@ class UnknownRuleSetError(MicronetError, KeyError, ValueError):
 
 class ConventionMismatchError(MicronetError, ValueError):
     """A report counted under one convention was scored with rules that need another."""
+
+
+class CountingError(MicronetError, RuntimeError):
+    """micronet-score itself failed while pricing an operator (a bug to report, not a problem of the model)."""
+
+    def __init__(self, op: str, module: str, cause: BaseException) -> None:
+        where = f"module '{module}'" if module else "the root module"
+        super().__init__(
+            f"micronet-score could not price operator '{op}' in {where}: {type(cause).__name__}: {cause}. "
+            "This is a bug in micronet-score: please report it with the model; strict=False will not help"
+        )
+        self.op = op
+        self.module = module

@@ -18,10 +18,15 @@ aten = torch.ops.aten
 
 
 class Cost(NamedTuple):
-    """Raw operation counts of one call (all examples of the batch)."""
+    """Raw operation counts of one call (all examples of the batch).
+
+    ``mult_bits`` overrides the multiplication width the engine would read from the operands (for kernels
+    that quantize their inputs internally, such as dynamically quantized linear layers).
+    """
 
     mults: int = 0
     adds: int = 0
+    mult_bits: int | None = None
 
 
 class ChannelStats(NamedTuple):
@@ -48,6 +53,8 @@ class OpCall:
     depends on the inputs or whose values are unknown (meta)."""
     is_static: Callable[[torch.Tensor], bool]
     """``is_static(t)``: True for a stored weight (or a tensor computed from weights only)."""
+    unpack: Callable[[Any], tuple[torch.Tensor, torch.Tensor | None]]
+    """``unpack(packed)``: (weight, bias) of a packed quantized-weight object (torch.ao quantized layers)."""
 
     def arg(self, index: int, name: str, default: Any = None) -> Any:
         """Argument by position, falling back to keyword, then to ``default``."""
@@ -65,10 +72,13 @@ class CostEntry:
 
     ``kind``: ``"conv"``/``"linear"`` for ops a following batch norm can fold into, ``"batchnorm"`` for
     batch norms (their parameters are accounted when folding is decided), ``""`` otherwise.
+    ``mult_operands``: positions of the arguments that are multiplied (a bias is only added, so its width
+    does not set the multiplication's); None: every tensor argument.
     """
 
     fn: CostFn
     kind: str = ""
+    mult_operands: tuple[int, ...] | None = None
 
 
 _COSTS: dict[Any, CostEntry] = {}
@@ -83,7 +93,9 @@ def _packets(ops: Iterable[Any]) -> list[Any]:
     return out
 
 
-def register(*ops: Any, kind: str = "") -> Callable[[CostFn], CostFn]:
+def register(
+    *ops: Any, kind: str = "", mult_operands: tuple[int, ...] | None = None
+) -> Callable[[CostFn], CostFn]:
     """Decorator registering ``fn`` as the cost of every operator in ``ops`` (overload packets or overloads).
 
     Registering an operator twice, or one that is listed as free, raises ``ValueError``.
@@ -98,7 +110,7 @@ def register(*ops: Any, kind: str = "") -> Callable[[CostFn], CostFn]:
         for packet in _packets(ops):
             if packet in _COSTS or packet in FREE_OPS:
                 raise ValueError(f"operator {packet} already has a cost or is listed as free")
-            _COSTS[packet] = CostEntry(fn, kind)
+            _COSTS[packet] = CostEntry(fn, kind, mult_operands)
         return fn
 
     return deco

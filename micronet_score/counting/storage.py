@@ -61,7 +61,7 @@ def measure(t: torch.Tensor, policy: str = "cheaper", nonzeros: int | None = Non
     if t.is_meta:
         return StorageStats(numel, None)
     if t.is_quantized:
-        t = t.int_repr() - _zero_point(t)
+        t = integer_values(t)
     if nonzeros is None:
         nonzeros = int(torch.count_nonzero(t))
     finite = _finite(t)
@@ -86,6 +86,11 @@ def _finite(t: torch.Tensor) -> bool:
     if bool(torch.isfinite(t.sum(dtype=torch.float64))):
         return True
     return bool(torch.isfinite(t).all())
+
+
+def integer_values(t: torch.Tensor) -> torch.Tensor:
+    """The integers a quantized tensor stores, zero point removed (0 exactly where the real value is 0)."""
+    return t.int_repr().to(torch.int32) - _zero_point(t)
 
 
 def _zero_point(t: torch.Tensor) -> torch.Tensor | int:

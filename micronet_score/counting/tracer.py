@@ -23,8 +23,8 @@ from micronet_score.bits import Precision, dtype_bits, range_bits
 from micronet_score.counting import costs as _costs  # noqa: F401  (fills the registry)
 from micronet_score.counting.costs.attention import attention_cost
 from micronet_score.counting.registry import ChannelStats, OpCall, is_free, lookup, op_name
-from micronet_score.counting.storage import StorageStats, measure
-from micronet_score.errors import UnsupportedOpError
+from micronet_score.counting.storage import StorageStats, integer_values, measure
+from micronet_score.errors import CountingError, UnsupportedOpError
 
 aten = torch.ops.aten
 
@@ -137,6 +137,8 @@ class Tracer(TorchDispatchMode):
         self._stats_cache: dict[Any, ChannelStats] = {}
         self._nonzeros: dict[Any, int] = {}  # stored-tensor key -> non-zeros, learnt from channel stats
         self._suppress = 0
+        self._packed: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._packed_objects: list[Any] = []  # keeps ids stable while the forward runs
         self._mutable: dict[Any, tuple[int, ...]] = {}
 
     # ----------------------------------------------------------------- module attribution
@@ -172,31 +174,22 @@ class Tracer(TorchDispatchMode):
         return (info.sources, tuple(t.shape), t.storage_offset() if not t.is_meta else 0, info.bits)
 
     def _owner(self, sources: frozenset[str]) -> str:
-        owners = {s.rpartition(".")[0] for s in sources}
+        owners = {canonical_name(s).rpartition(".")[0] for s in sources}
         if len(owners) == 1:
             return owners.pop()
         return self.module
 
     def _label(self, t: torch.Tensor, info: _Static) -> str:
-        if len(info.sources) == 1:
-            source = next(iter(info.sources))
-            name = self.tensor_names.get(id(t))
-            if name == source:
-                return source
-            base, _, leaf = source.rpartition(".")
-            for suffix in ("_orig", "_mask"):  # torch.nn.utils.prune's weight_orig * weight_mask
-                if leaf.endswith(suffix):
-                    leaf = leaf[: -len(suffix)]
-            return f"{base}.{leaf}" if base else leaf
-        names = sorted(info.sources)
-        common = names[0]
-        for n in names[1:]:
-            while not n.startswith(common):
-                common = common[:-1]
-        for suffix in ("_orig", "_mask", "_"):
-            if common.endswith(suffix):
-                common = common[: -len(suffix)]
-        return common.rstrip(".") or "+".join(names)
+        """The stored tensor's name as a user knows it: ``conv.weight`` for ``conv.weight_orig * mask`` or a
+        parametrized ``conv.parametrizations.weight.original``."""
+        if len(info.sources) == 1 and self.tensor_names.get(id(t)) in info.sources:
+            return next(iter(info.sources))
+        names = sorted({canonical_name(s) for s in info.sources})
+        if len(names) == 1:
+            return names[0]
+        owner = self._owner(info.sources)
+        leaves = sorted({n.rpartition(".")[2] for n in names})
+        return f"{owner}.{'+'.join(leaves)}" if owner else "+".join(leaves)
 
     def _precision(self, module: str) -> Precision | None:
         return self.precision_of(module)
@@ -256,7 +249,7 @@ class Tracer(TorchDispatchMode):
         key = (tkey, dim)
         cached = self._stats_cache.get(key)
         if cached is None:
-            values = t.int_repr() if t.is_quantized else t
+            values = integer_values(t) if t.is_quantized else t
             if values.dim() <= 1:
                 z = (values != 0).reshape(-1).to(torch.int64)
             else:
@@ -268,6 +261,21 @@ class Tracer(TorchDispatchMode):
             self._stats_cache[key] = cached
             self._nonzeros[tkey] = cached.nonzeros
         return cached
+
+    def unpack(self, packed: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(weight, bias) of a torch.ao packed-parameters object, registered as stored tensors of the module
+        that runs it (unpacked once per object)."""
+        found = self._packed.get(id(packed))
+        if found is None:
+            weight, bias = packed.unpack()[:2]
+            module = self.module
+            self.static[weight] = _Static(frozenset((f"{module}.weight" if module else "weight",)), None)
+            if bias is not None:
+                self.static[bias] = _Static(frozenset((f"{module}.bias" if module else "bias",)), None)
+            found = (weight, bias)
+            self._packed[id(packed)] = found
+            self._packed_objects.append(packed)
+        return found
 
     def is_static(self, t: torch.Tensor) -> bool:
         if t in self.dep:
@@ -283,10 +291,19 @@ class Tracer(TorchDispatchMode):
             return func(*args, **kwargs)
         self._protect_model_tensors(func, args, kwargs)
         out = func(*args, **kwargs)
+        try:
+            self._account(func, args, kwargs, tensors, out)
+        except UnsupportedOpError:
+            raise
+        except Exception as exc:  # our own bookkeeping failed: say so, do not blame the model
+            raise CountingError(op_name(func), self.module, exc) from exc
+        return out
+
+    def _account(self, func, args, kwargs, tensors, out) -> None:
         tainted = [t for t in tensors if t in self.dep]
         if not tainted:
             self._static_op(func, args, tensors, out)
-            return out
+            return
         module = self.module
         entry = lookup(func)
         fq = _FAKE_QUANT.get(func.overloadpacket)
@@ -295,9 +312,14 @@ class Tracer(TorchDispatchMode):
             if self.strict:
                 raise UnsupportedOpError(name, module)
             self.unsupported[module][name] += 1
+        packed = [self.unpack(a) for a in args if isinstance(a, torch.ScriptObject) and _is_packed(a)]
+        for weight, bias in packed:
+            tensors.append(weight)
+            if bias is not None:
+                tensors.append(bias)
         producer = -1
         if entry is not None:
-            producer = self._costed(func, entry, args, kwargs, out, tensors, module)
+            producer = self._costed(func, entry, args, kwargs, out, tensors, packed, module)
         for t in tensors:
             if t not in self.dep:
                 info = self._static_info(t)
@@ -318,7 +340,6 @@ class Tracer(TorchDispatchMode):
                 base = getattr(t, "_base", None)
                 if base is not None:
                     self.dep[base] = (producer, bits)
-        return out
 
     def _static_op(self, func, args, tensors, out) -> None:
         """An operator on weights (or constants) only: free preprocessing; remember where outputs come from."""
@@ -345,10 +366,19 @@ class Tracer(TorchDispatchMode):
                 continue
             self.static[t] = _Static(sources, bits)
 
-    def _costed(self, func, entry, args, kwargs, out, tensors, module) -> int:
-        call = OpCall(args, kwargs, out, self.channel_stats, self.is_static)
+    def _costed(self, func, entry, args, kwargs, out, tensors, packed, module) -> int:
+        call = OpCall(args, kwargs, out, self.channel_stats, self.is_static, self.unpack)
         cost = entry.fn(call)
-        mult_bits = max((self.tensor_bits(t, module) for t in tensors), default=32)
+        if cost.mult_bits is not None:
+            mult_bits = cost.mult_bits
+        else:
+            if entry.mult_operands is None:
+                operands = tensors
+            else:
+                operands = [args[i] for i in entry.mult_operands
+                            if i < len(args) and isinstance(args[i], torch.Tensor)]
+            operands = [*operands, *(w for w, _ in packed)]
+            mult_bits = max((self.tensor_bits(t, module) for t in operands), default=32)
         event = Event(module, op_name(func), int(cost.mults), int(cost.adds), mult_bits)
         if entry.kind in ("conv", "linear"):
             event.fold = self._fold_target(entry.kind, args, out, module)
@@ -501,6 +531,28 @@ class AttentionMode(TorchFunctionMode):
         if func in _ATTENTION:
             return self.tracer.attention(func, args, kwargs)
         return func(*args, **kwargs)
+
+
+def canonical_name(source: str) -> str:
+    """``conv.weight_orig``/``conv.weight_mask`` (torch.nn.utils.prune) and
+    ``conv.parametrizations.weight.original`` (torch.nn.utils.parametrize) -> ``conv.weight``."""
+    if ".parametrizations." in f".{source}":
+        head, _, tail = f".{source}".partition(".parametrizations.")
+        param = tail.split(".")[0]
+        return f"{head[1:]}.{param}" if head[1:] else param
+    base, _, leaf = source.rpartition(".")
+    for suffix in ("_orig", "_mask"):
+        if leaf.endswith(suffix):
+            leaf = leaf[: -len(suffix)]
+            break
+    return f"{base}.{leaf}" if base else leaf
+
+
+def _is_packed(obj: Any) -> bool:
+    try:
+        return bool(obj._has_method("unpack"))
+    except Exception:  # pragma: no cover - ScriptObjects of other kinds
+        return False
 
 
 def _fake_quant_bits(args, positions: tuple[int, int, int | None]) -> int | None:

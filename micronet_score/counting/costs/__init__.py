@@ -9,5 +9,6 @@ from micronet_score.counting.costs import (  # noqa: F401
     matmul,
     norm,
     pooling,
+    quantized,
     reduction,
 )

@@ -18,7 +18,7 @@ def _has_bias(bias: object) -> bool:
     return bias is not None
 
 
-@register(aten.convolution, aten._convolution, *maybe("convolution_overrideable"), kind="conv")
+@register(aten.convolution, aten._convolution, *maybe("convolution_overrideable"), kind="conv", mult_operands=(0, 1))
 def convolution(call: OpCall) -> Cost:
     x, weight, bias = call.arg(0, "input"), call.arg(1, "weight"), call.arg(2, "bias")
     transposed = bool(call.arg(6, "transposed", False))

@@ -8,12 +8,17 @@ free (the rules count the arithmetic, not the format change), as in the official
 
 from __future__ import annotations
 
+import torch
+
 from micronet_score.bits import exact_conversion
 from micronet_score.counting.registry import Cost, OpCall, aten, maybe, register, register_free
 
 _FREE_NAMES = ["view", "_unsafe_view", "reshape", "_reshape_alias", "as_strided", "permute", "transpose", "transpose_", "t", "t_", "expand", "expand_as", "squeeze", "squeeze_", "unsqueeze", "unsqueeze_", "flatten", "unflatten", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "slice", "select", "narrow", "split", "split_with_sizes", "unbind", "chunk", "tensor_split", "index_select", "index", "gather", "take", "clone", "contiguous", "detach", "detach_", "alias", "lift_fresh", "lift_fresh_copy", "copy_", "copy", "constant_pad_nd", "pad", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d", "replication_pad3d", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "new_zeros", "new_ones", "new_empty", "new_full", "new_empty_strided", "fill", "fill_", "zero_", "empty", "empty_strided", "zeros", "ones", "full", "arange", "linspace", "scalar_tensor", "masked_fill", "masked_fill_", "where", "repeat", "roll", "flip", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact1d", "_upsample_nearest_exact2d", "_upsample_nearest_exact3d", "embedding", "_local_scalar_dense", "unfold", "diagonal", "tril", "triu", "tril_", "triu_", "select_scatter", "slice_scatter", "index_put", "index_put_", "_index_put_impl_", "scatter", "scatter_", "_unsafe_index", "tile", "movedim", "unfold_copy", "view_as_real", "view_as_complex", "_to_dense", "dropout", "feature_dropout", "alpha_dropout", "_assert_async", "_assert_tensor_metadata", "sym_size", "sym_stride", "sym_numel", "sym_storage_offset", "is_nonzero", "set_", "resize_", "bernoulli_", "normal_", "uniform_", "random_", "randperm", "randint", "rand", "randn", "_empty_affine_quantized", "_empty_per_channel_affine_quantized", "fake_quantize_per_tensor_affine", "fake_quantize_per_tensor_affine_cachemask", "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams", "fake_quantize_per_channel_affine", "fake_quantize_per_channel_affine_cachemask", "_fake_quantize_learnable_per_tensor_affine", "_fake_quantize_learnable_per_channel_affine", "_fused_moving_avg_obs_fq_helper", "quantize_per_tensor", "quantize_per_channel", "dequantize", "int_repr", "q_scale", "q_zero_point", "q_per_channel_scales", "q_per_channel_zero_points", "q_per_channel_axis", "_make_per_tensor_quantized_tensor", "_make_per_channel_quantized_tensor", "_pin_memory", "item"]
 
 register_free(*(p for name in _FREE_NAMES for p in maybe(name)))
+# quantized tensors move, concatenate and requantize without arithmetic
+register_free(*(getattr(torch.ops.quantized, n) for n in ("cat", "cat_relu", "quantize", "dequantize")
+                if hasattr(torch.ops.quantized, n)))
 
 
 @register(aten._to_copy, *maybe("to"), *maybe("_to_dtype"))

@@ -39,14 +39,14 @@ def mm(call: OpCall) -> Cost:
     return _product(call, call.args[0], call.args[1], None)
 
 
-@register(aten.addmm, aten.baddbmm, kind="linear")
+@register(aten.addmm, aten.baddbmm, kind="linear", mult_operands=(1, 2))
 def addmm(call: OpCall) -> Cost:
     bias, a, b = call.args[0], call.args[1], call.args[2]
-    mults, adds = _product(call, a, b, bias)
+    mults, adds, _ = _product(call, a, b, bias)
     return Cost(mults + _scaling(call, bias), adds)
 
 
-@register(aten.linear)
+@register(aten.linear, mult_operands=(0, 1))
 def linear(call: OpCall) -> Cost:
     x, weight, bias = call.args[0], call.args[1], call.arg(2, "bias")
     rows = x.shape[:-1].numel()
@@ -63,10 +63,10 @@ def mv(call: OpCall) -> Cost:
     return _product(call, call.args[0], call.args[1].unsqueeze(-1), None)
 
 
-@register(aten.addmv)
+@register(aten.addmv, mult_operands=(1, 2))
 def addmv(call: OpCall) -> Cost:
     bias = call.args[0]
-    mults, adds = _product(call, call.args[1], call.args[2].unsqueeze(-1), bias)
+    mults, adds, _ = _product(call, call.args[1], call.args[2].unsqueeze(-1), bias)
     return Cost(mults + _scaling(call, bias), adds)
 
 

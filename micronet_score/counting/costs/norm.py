@@ -24,7 +24,7 @@ def _statistics(groups: int, n: int, weight: object, bias: object) -> Cost:
     return Cost(mults, adds)
 
 
-@register(aten.native_batch_norm, aten._native_batch_norm_legit, kind="batchnorm")
+@register(aten.native_batch_norm, aten._native_batch_norm_legit, kind="batchnorm", mult_operands=(0, 1, 3, 4))
 def batch_norm(call: OpCall) -> Cost:
     x = call.args[0]
     if call.arg(5, "training", False):
@@ -34,20 +34,20 @@ def batch_norm(call: OpCall) -> Cost:
     return Cost(n, n)
 
 
-@register(aten._native_batch_norm_legit_no_training, kind="batchnorm")
+@register(aten._native_batch_norm_legit_no_training, kind="batchnorm", mult_operands=(0, 1, 3, 4))
 def batch_norm_inference(call: OpCall) -> Cost:
     n = call.args[0].numel()
     return Cost(n, n)
 
 
-@register(aten.native_layer_norm)
+@register(aten.native_layer_norm, mult_operands=(0, 2))
 def layer_norm(call: OpCall) -> Cost:
     x, shape = call.args[0], call.args[1]
     n = math.prod(shape)
     return _statistics(x.numel() // max(n, 1), n, call.arg(2, "weight"), call.arg(3, "bias"))
 
 
-@register(aten.native_group_norm)
+@register(aten.native_group_norm, mult_operands=(0, 1))
 def group_norm(call: OpCall) -> Cost:
     weight, bias = call.args[1], call.args[2]
     batch, channels, hxw, groups = call.args[3], call.args[4], call.args[5], call.args[6]

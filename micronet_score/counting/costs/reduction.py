@@ -55,7 +55,7 @@ def var(call: OpCall) -> Cost:
 @register(aten.std, aten.std_mean)
 def std(call: OpCall) -> Cost:
     outputs, n = _shape(call)
-    mults, adds = _variance(outputs, n)
+    mults, adds, _ = _variance(outputs, n)
     return Cost(mults + outputs, adds)
 
 
