@@ -225,3 +225,12 @@ def test_half_on_selected_layers_with_cast_io_inside_a_float32_model():
     out = model(torch.randn(2, 1, 8, 8))
     assert out.dtype == torch.float32 and out.shape == (2, 10)
     torch.testing.assert_close(copy.deepcopy(model)(torch.ones(1, 1, 8, 8)), model(torch.ones(1, 1, 8, 8)))
+
+
+def test_calibrate_reads_a_data_loader_of_input_target_pairs():
+    x = torch.linspace(-3.0, 5.0, 16).reshape(8, 2)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.zeros(8)), batch_size=3)
+    model = quantize_(nn.Sequential(nn.Linear(2, 2)), FakeQuant())
+    assert calibrate(model, loader) == {"0": (-3.0, 5.0)}
+    # the first batch holds x[0:3] = -3.0 .. -3.0 + 5 * 8/15
+    assert calibrate(model, loader, num_batches=1)["0"] == (-3.0, pytest.approx(-3.0 + 5 * 8 / 15))
