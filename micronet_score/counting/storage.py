@@ -11,6 +11,7 @@ kept blocks are counted, and the cheapest format that represents the tensor exac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -62,30 +63,69 @@ def measure(t: torch.Tensor, policy: str = "cheaper", nonzeros: int | None = Non
         return StorageStats(numel, None)
     if t.is_quantized:
         t = integer_values(t)
+    finite = is_finite(t)
     if nonzeros is None:
-        nonzeros = int(torch.count_nonzero(t))
-    finite = _finite(t)
+        nonzeros = count_nonzero(t, finite=finite)
     if nonzeros == numel or numel == 0:
         return StorageStats(numel, nonzeros, (), finite)
     options = [SparseOption((1, 1), nonzeros, numel)]
     if policy == "cheaper" and t.dim() >= 2:
-        matrix = (t != 0).reshape(t.shape[0], -1)
-        rows, cols = matrix.shape
-        for br, bc in BLOCK_CANDIDATES:
-            if rows % br or cols % bc or (br == rows and bc == cols):
-                continue
-            kept = int(matrix.reshape(rows // br, br, cols // bc, bc).any(dim=3).any(dim=1).sum())
-            options.append(SparseOption((br, bc), kept * br * bc, (rows // br) * (cols // bc)))
+        options.extend(_block_options(t.reshape(t.shape[0], -1) != 0))
     return StorageStats(numel, nonzeros, tuple(options), finite)
 
 
-def _finite(t: torch.Tensor) -> bool:
-    """No NaN or Inf in ``t``: one reduction, with an exact check only when the sum is not finite."""
+def _block_options(mask: torch.Tensor) -> list[SparseOption]:
+    """Kept blocks for every candidate shape, from a pyramid of ``any`` reductions (each level halves)."""
+    rows, cols = mask.shape
+    by_cols = {1: mask}
+    width = 1
+    while width < 16 and cols % (width * 2) == 0:
+        by_cols[width * 2] = by_cols[width].reshape(rows, cols // (width * 2), 2).any(dim=2)
+        width *= 2
+    options = []
+    for bc, level in by_cols.items():
+        height, current = 1, level
+        while height < 16 and rows % (height * 2) == 0:
+            current = current.reshape(rows // (height * 2), 2, cols // bc).any(dim=1)
+            height *= 2
+            if (height, bc) in BLOCK_CANDIDATES and not (height == rows and bc == cols):
+                kept = int(current.sum())
+                options.append(SparseOption((height, bc), kept * height * bc, (rows // height) * (cols // bc)))
+        if (1, bc) in BLOCK_CANDIDATES and not (rows == 1 and bc == cols):
+            kept = int(level.sum())
+            options.append(SparseOption((1, bc), kept * bc, rows * (cols // bc)))
+    return options
+
+
+def is_finite(t: torch.Tensor) -> bool:
+    """No NaN or Inf in ``t``: one fast sum, with an exact check only when the sum is not finite."""
     if not t.is_floating_point() or t.numel() == 0:
         return True
-    if bool(torch.isfinite(t.sum(dtype=torch.float64))):
+    if bool(torch.isfinite(t.sum(dtype=torch.float32))):
         return True
     return bool(torch.isfinite(t).all())
+
+
+def count_nonzero(t: torch.Tensor, dim: int | None = None, finite: bool = True) -> Any:
+    """Non-zeros of ``t`` (an int), or per index along ``dim`` (an int64 tensor).
+
+    Branch-free: |sign(x)| summed, which is several times faster than ``torch.count_nonzero`` on weights whose
+    zeros are scattered. Falls back to the exact comparison when ``t`` holds NaN (sign(NaN) is NaN).
+    """
+    if not finite or not (t.is_floating_point() or t.dtype in _INTEGER):
+        ones = t != 0
+    else:
+        ones = t.sign().abs_()
+    if dim is None:
+        return int(ones.sum(dtype=torch.float64)) if ones.dtype != torch.bool else int(ones.sum())
+    matrix = ones.movedim(dim, 0).reshape(t.shape[dim], -1)
+    exact = torch.float64 if matrix.shape[1] >= 2**24 else torch.float32
+    if ones.dtype == torch.bool:
+        return matrix.sum(dim=1)
+    return matrix.sum(dim=1, dtype=exact).to(torch.int64)
+
+
+_INTEGER = {torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64}
 
 
 def integer_values(t: torch.Tensor) -> torch.Tensor:

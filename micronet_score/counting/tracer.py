@@ -23,7 +23,7 @@ from micronet_score.bits import Precision, dtype_bits, range_bits
 from micronet_score.counting import costs as _costs  # noqa: F401  (fills the registry)
 from micronet_score.counting.costs.attention import attention_cost
 from micronet_score.counting.registry import ChannelStats, OpCall, is_free, lookup, op_name
-from micronet_score.counting.storage import StorageStats, integer_values, measure
+from micronet_score.counting.storage import StorageStats, count_nonzero, integer_values, is_finite, measure
 from micronet_score.errors import CountingError, UnsupportedOpError
 
 aten = torch.ops.aten
@@ -251,13 +251,14 @@ class Tracer(TorchDispatchMode):
         if cached is None:
             values = integer_values(t) if t.is_quantized else t
             if values.dim() <= 1:
-                z = (values != 0).reshape(-1).to(torch.int64)
+                z = (values.reshape(-1) != 0).to(torch.int64)
             else:
-                z = torch.count_nonzero(values, dim=[d for d in range(values.dim()) if d != dim % values.dim()])
-            if int(z.sum()) == channels * length:
+                z = count_nonzero(values, dim % values.dim(), finite=is_finite(values))
+            total = int(z.sum())
+            if total == channels * length:
                 cached = dense
             else:
-                cached = ChannelStats(int(z.sum()), int((z - 1).clamp_min(0).sum()), int((z > 0).sum()))
+                cached = ChannelStats(total, int((z - 1).clamp_min(0).sum()), int((z > 0).sum()))
             self._stats_cache[key] = cached
             self._nonzeros[tkey] = cached.nonzeros
         return cached
