@@ -9,6 +9,7 @@ is free; the result is what the model stores). It records one :class:`Event` per
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.weak import WeakIdKeyDictionary
 
 from micronet_score.bits import Precision, dtype_bits, range_bits
 from micronet_score.counting import costs as _costs  # noqa: F401  (fills the registry)
@@ -98,6 +98,46 @@ class _Static:
     bits: int | None  # a width set by fake quantization, if any
 
 
+class IdMap:
+    """A map keyed by tensor identity that forgets a tensor when it dies (one dict lookup per access, unlike
+    WeakIdKeyDictionary, which builds a weak reference on every lookup). Values must not be None."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self) -> None:
+        self._d: dict[int, tuple[weakref.ref, Any]] = {}
+
+    def get(self, t: Any, default: Any = None) -> Any:
+        entry = self._d.get(id(t))
+        if entry is not None and entry[0]() is t:
+            return entry[1]
+        return default
+
+    def __contains__(self, t: Any) -> bool:
+        return self.get(t) is not None
+
+    def __getitem__(self, t: Any) -> Any:
+        value = self.get(t)
+        if value is None:
+            raise KeyError(t)
+        return value
+
+    def __setitem__(self, t: Any, value: Any) -> None:
+        key = id(t)
+        entry = self._d.get(key)
+        if entry is not None and entry[0]() is t:
+            self._d[key] = (entry[0], value)
+            return
+        table = self._d
+
+        def forget(ref: weakref.ref, key: int = key) -> None:
+            current = table.get(key)
+            if current is not None and current[0] is ref:
+                del table[key]
+
+        table[key] = (weakref.ref(t, forget), value)
+
+
 class Tracer(TorchDispatchMode):
     """Records costs of one forward pass. Use through :func:`micronet_score.count`."""
 
@@ -125,8 +165,8 @@ class Tracer(TorchDispatchMode):
         self._model_tensors = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
         self.stack: list[str] = [""]
         self.calls: Counter[str] = Counter()
-        self.dep: WeakIdKeyDictionary = WeakIdKeyDictionary()  # tensor -> (producer event, bits or None)
-        self.static: WeakIdKeyDictionary = WeakIdKeyDictionary()  # tensor -> _Static
+        self.dep = IdMap()  # tensor -> (producer event, bits or None)
+        self.static = IdMap()  # tensor -> _Static
         self.events: list[Event] = []
         self.consumers: list[int] = []
         self.stored: dict[Any, StoredTensor] = {}
@@ -301,46 +341,53 @@ class Tracer(TorchDispatchMode):
         return out
 
     def _account(self, func, args, kwargs, tensors, out) -> None:
-        tainted = [t for t in tensors if t in self.dep]
+        dep = self.dep
+        infos = [dep.get(t) for t in tensors]
+        tainted = [i for i in infos if i is not None]
         if not tainted:
             self._static_op(func, args, tensors, out)
             return
-        module = self.module
-        entry = lookup(func)
-        fq = _FAKE_QUANT.get(func.overloadpacket)
-        if entry is None and fq is None and not is_free(func):
+        module = self.stack[-1]
+        packet = func.overloadpacket
+        entry = lookup(packet)
+        fq = _FAKE_QUANT.get(packet)
+        if entry is None and fq is None and not is_free(packet):
             name = op_name(func)
             if self.strict:
                 raise UnsupportedOpError(name, module)
             self.unsupported[module][name] += 1
+        statics = [t for t, i in zip(tensors, infos) if i is None]
         packed = [self.unpack(a) for a in args if isinstance(a, torch.ScriptObject) and _is_packed(a)]
         for weight, bias in packed:
+            statics.append(weight)
             tensors.append(weight)
             if bias is not None:
+                statics.append(bias)
                 tensors.append(bias)
         producer = -1
         if entry is not None:
             producer = self._costed(func, entry, args, kwargs, out, tensors, packed, module)
-        for t in tensors:
-            if t not in self.dep:
+        if entry is None or entry.kind != "batchnorm":
+            for t in statics:
                 info = self._static_info(t)
-                if info is not None and info.sources and (entry is None or entry.kind != "batchnorm"):
+                if info is not None and info.sources:
                     self._register_stored(t, info)
-        bits = self._output_bits(func, args, tensors, module, fq)
-        producers = {self.dep[t][0] for t in tainted}
-        if entry is None and len(tainted) == 1 and len(producers) == 1:
-            producer = next(iter(producers))  # a view or copy keeps pointing at the real producer
+        bits = self._output_bits(packet, tensors, tainted, entry, fq, args)
+        producers = {i[0] for i in tainted}
+        if entry is None and len(tainted) == 1:
+            producer = tainted[0][0]  # a view or copy keeps pointing at the real producer
         else:
             for p in producers:
                 if p >= 0:
                     self.consumers[p] += 1
         self._mark(out, producer, bits)
-        for t in tensors:  # in-place writes of input-dependent values into another tensor
-            if t not in self.dep and _written(func, t, args, kwargs, self._mutable):
-                self.dep[t] = (producer, bits)
-                base = getattr(t, "_base", None)
-                if base is not None:
-                    self.dep[base] = (producer, bits)
+        if statics and self._mutable.get(func):
+            for t in statics:  # in-place writes of input-dependent values into another tensor
+                if _written(func, t, args, kwargs, self._mutable):
+                    dep[t] = (producer, bits)
+                    base = getattr(t, "_base", None)
+                    if base is not None:
+                        dep[base] = (producer, bits)
 
     def _static_op(self, func, args, tensors, out) -> None:
         """An operator on weights (or constants) only: free preprocessing; remember where outputs come from."""
@@ -446,14 +493,14 @@ class Tracer(TorchDispatchMode):
         self.used_sources.update(sources)
         return BatchNormUse(producer, x.shape[1], tensors, float(eps), bits, module)
 
-    def _output_bits(self, func, args, tensors, module, fq) -> int | None:
+    def _output_bits(self, packet, tensors, tainted, entry, fq, args) -> int | None:
         if fq is not None:
             return _fake_quant_bits(args, fq)
-        if func.overloadpacket in _DEQUANTIZE and tensors:
+        if packet in _DEQUANTIZE and tensors:
             return dtype_bits(tensors[0].dtype)
-        if lookup(func) is not None:
+        if entry is not None:
             return None  # arithmetic produces values in its output dtype
-        widths = [self.dep[t][1] for t in tensors if t in self.dep and self.dep[t][1] is not None]
+        widths = [i[1] for i in tainted if i[1] is not None]
         return max(widths) if widths else None  # views and copies keep the width they were given
 
     def _mark(self, out: Any, producer: int, bits: int | None) -> None:
