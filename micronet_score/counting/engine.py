@@ -30,6 +30,7 @@ def count(
     accumulator_bits: int | None = None,
     strict: bool = False,
     convention: str | Convention = "micronet",
+    shapes_only: bool = False,
 ) -> Report:
     """Count the parameters and operations of one inference forward pass of ``model`` on ``inputs``.
 
@@ -39,6 +40,11 @@ def count(
     :class:`~micronet_score.bits.Precision` with separate weight and activation widths. ``freebie``: ``None``
     applies the 16-bit freebie when nothing is below 16 bits (the rules), ``True``/``False`` force it.
     ``strict=True`` raises :class:`~micronet_score.errors.UnsupportedOpError` on any operator without a cost.
+
+    ``shapes_only=True`` never computes activations: inputs and every input-dependent operator run on the
+    meta device (only shapes flow), while weights stay real so their non-zeros are still read. Use it for
+    large inputs or batches; a forward that needs activation values (data-dependent control flow) fails with
+    a clear error.
 
     The model runs once in eval mode under ``torch.no_grad()``; its parameters, buffers, training flags,
     hooks and the global RNG state are left exactly as they were.
@@ -58,9 +64,13 @@ def count(
     tensors = flat_tensors((args, kwargs))
     if not tensors:
         raise InputError("inputs hold no tensor: pass a tensor, a tuple of tensors, a dict or a shape")
-    check_devices(model, tensors)
+    if shapes_only:
+        args, kwargs = _to_meta(args), _to_meta(kwargs)
+        tensors = flat_tensors((args, kwargs))
+    else:
+        check_devices(model, tensors)
     batch = tensors[0].shape[0] if tensors[0].dim() > 0 else 1
-    tracer = Tracer(model, precision_of, strict=strict, mask_policy=conv.mask_policy)
+    tracer = Tracer(model, precision_of, strict=strict, mask_policy=conv.mask_policy, shapes_only=shapes_only)
     for t in tensors:
         tracer.mark_input(t)
     with _inference_run(model, tracer) as run:
@@ -76,13 +86,24 @@ def count(
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             hint = ""
             if tensors[0].is_meta and ("meta" in str(exc).lower() or "data-dependent" in str(exc).lower()):
-                hint = "; the forward needs tensor values: count with real inputs instead of the meta device"
+                hint = ("; the forward needs activation values (data-dependent control flow): count with real "
+                        "inputs" + (" (shapes_only=False)" if shapes_only else " instead of the meta device"))
             else:
                 hint = f"; inputs had shapes {shapes}: check they are what the model expects"
             raise ForwardError(f"the forward pass failed in {where}: {type(exc).__name__}: {first}{hint}",
                                module=module) from exc
         run.output = output
     return _build_report(model, tracer, conv, batch, tensors, output)
+
+
+def _to_meta(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to("meta")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_meta(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _to_meta(v) for k, v in value.items()}
+    return value
 
 
 def _validated(conv: Convention, freebie: Any) -> Convention:

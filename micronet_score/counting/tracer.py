@@ -147,8 +147,11 @@ class Tracer(TorchDispatchMode):
         precision_of: Any,
         strict: bool = False,
         mask_policy: str = "cheaper",
+        shapes_only: bool = False,
     ) -> None:
         super().__init__()
+        self.shapes_only = shapes_only
+        self._meta_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.strict = strict
         self.mask_policy = mask_policy
         self.precision_of = precision_of  # module name -> Precision | None
@@ -331,7 +334,10 @@ class Tracer(TorchDispatchMode):
         if self._suppress:
             return func(*args, **kwargs)
         self._protect_model_tensors(func, args, kwargs)
-        out = func(*args, **kwargs)
+        if self.shapes_only and any(t in self.dep for t in tensors):
+            out = func(*self._meta(args), **self._meta(kwargs))
+        else:
+            out = func(*args, **kwargs)
         try:
             self._account(func, args, kwargs, tensors, out)
         except UnsupportedOpError:
@@ -339,6 +345,22 @@ class Tracer(TorchDispatchMode):
         except Exception as exc:  # our own bookkeeping failed: say so, do not blame the model
             raise CountingError(op_name(func), self.module, exc) from exc
         return out
+
+    def _meta(self, value: Any) -> Any:
+        """``value`` with every tensor on the meta device (weights converted once and cached)."""
+        if isinstance(value, torch.Tensor):
+            if value.is_meta:
+                return value
+            cached = self._meta_cache.get(id(value))
+            if cached is None or cached[0] is not value:
+                cached = (value, value.to("meta"))
+                self._meta_cache[id(value)] = cached
+            return cached[1]
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._meta(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self._meta(v) for k, v in value.items()}
+        return value
 
     def _account(self, func, args, kwargs, tensors, out) -> None:
         dep = self.dep
@@ -540,7 +562,10 @@ class Tracer(TorchDispatchMode):
         tensors = [t for t in (q, k, v, mask) if isinstance(t, torch.Tensor)]
         self._suppress += 1
         try:
-            out = func(*args, **kwargs)
+            if self.shapes_only:
+                out = func(*self._meta(args), **self._meta(kwargs))
+            else:
+                out = func(*args, **kwargs)
         finally:
             self._suppress -= 1
         tainted = [t for t in tensors if t in self.dep]

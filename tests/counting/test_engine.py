@@ -201,3 +201,27 @@ def test_report_is_frozen():
     with pytest.raises(AttributeError):
         r.params = 0  # type: ignore[misc]
     assert copy.deepcopy(r) == r
+
+
+def test_shapes_only_matches_real_counting_with_real_nonzeros():
+    from torch.nn.utils import prune
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 4))
+    prune.l1_unstructured(model[0], "weight", amount=0.5)
+    real = ms.count(model, (4, 3, 16, 16))
+    shapes = ms.count(model, (4, 3, 16, 16), shapes_only=True)
+    assert shapes.nonzeros_known and shapes.nonzero_params == real.nonzero_params
+    assert (shapes.mults, shapes.adds, shapes.param_storage, shapes.math_ops) == \
+        (real.mults, real.adds, real.param_storage, real.math_ops)
+    assert shapes.tensors == real.tensors
+
+
+def test_shapes_only_refuses_data_dependent_forward_clearly():
+    class DataDependent(nn.Module):
+        def forward(self, x):
+            return x * 2 if x.sum() > 0 else x
+
+    with pytest.raises(ms.ForwardError, match="shapes_only=False"):
+        ms.count(DataDependent(), (1, 3), shapes_only=True)
