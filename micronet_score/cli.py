@@ -111,12 +111,16 @@ def _count(args: argparse.Namespace) -> int:
 
     ruleset = rules_mod.get(args.rules) if args.rules else None
     model, default_shape = resolve_model(args.model, parse_kwargs(args.arg))
+    if args.weights:
+        from micronet_score.loading import load_weights
+
+        load_weights(model, args.weights)
     shape = parse_shape(args.input) if args.input else default_shape
     if shape is None and ruleset is not None:
         shape = ruleset.input_size
     if shape is None:
         raise CliError(f"{args.model} needs --input (a shape such as 1,3,32,32)")
-    options: dict[str, Any] = {"strict": args.strict}
+    options: dict[str, Any] = {"strict": args.strict, "shapes_only": args.shapes_only}
     if args.freebie != "auto":
         options["freebie"] = args.freebie == "on"
     if args.bits is not None:
@@ -180,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("--depth", type=int, help="merge table rows below this module depth")
     count.add_argument("--json", action="store_true", help="print the report (and score) as JSON")
     count.add_argument("--strict", action="store_true", help="fail on any operator without a cost")
+    count.add_argument("--weights", help="load this checkpoint (state dict, .pt/.pth or .safetensors) first")
+    count.add_argument("--shapes-only", action="store_true",
+                       help="do not compute activations (meta device); weights stay real")
     count.set_defaults(func=_count)
     sub.add_parser("models", help="list the reference models").set_defaults(func=_models)
     sub.add_parser("rules", help="list the rule sets").set_defaults(func=_rules)
