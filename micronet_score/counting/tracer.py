@@ -21,6 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from micronet_score.bits import Precision, dtype_bits, range_bits
 from micronet_score.counting import costs as _costs  # noqa: F401  (fills the registry)
+from micronet_score.counting import shapes
 from micronet_score.counting.costs.attention import attention_cost
 from micronet_score.counting.registry import ChannelStats, OpCall, is_free, lookup, op_name
 from micronet_score.counting.storage import StorageStats, count_nonzero, integer_values, is_finite, measure
@@ -335,7 +336,9 @@ class Tracer(TorchDispatchMode):
             return func(*args, **kwargs)
         self._protect_model_tensors(func, args, kwargs)
         if self.shapes_only and any(t in self.dep for t in tensors):
-            out = func(*self._meta(args), **self._meta(kwargs))
+            out = self._run_meta(func, self._meta(args), self._meta(kwargs))
+        elif tensors and all(t.is_meta for t in tensors):
+            out = self._run_meta(func, args, kwargs)
         else:
             out = func(*args, **kwargs)
         try:
@@ -345,6 +348,15 @@ class Tracer(TorchDispatchMode):
         except Exception as exc:  # our own bookkeeping failed: say so, do not blame the model
             raise CountingError(op_name(func), self.module, exc) from exc
         return out
+
+    @staticmethod
+    def _run_meta(func, args, kwargs) -> Any:
+        """Run ``func`` on meta tensors: from the shape table when it knows the operator, else the meta kernel."""
+        if shapes.ENABLED:
+            out = shapes.compute(func, args, kwargs)
+            if out is not NotImplemented:
+                return out
+        return func(*args, **kwargs)
 
     def _meta(self, value: Any) -> Any:
         """``value`` with every tensor on the meta device (weights converted once and cached)."""

@@ -1,0 +1,273 @@
+"""Output shapes computed in Python for the operators models use most, so that counting on the meta device
+does not pay for PyTorch's meta kernels (which validate and decompose at length).
+
+Each function receives the call's arguments (all tensors on the meta device) and returns the output like the
+real kernel would: a new meta tensor, a tuple of them, or the mutated input for in-place operators. Operators
+not listed here run their meta kernel as usual. Outputs are contiguous; only shapes and dtypes matter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+aten = torch.ops.aten
+ENABLED = True  # tests turn it off to compare against the meta kernels
+ShapeFn = Callable[..., Any]
+SHAPES: dict[Any, ShapeFn] = {}
+
+
+def _empty(shape: Sequence[int], like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    return torch.empty(tuple(shape), dtype=dtype or like.dtype, device="meta")
+
+
+def _shape(*ops: Any) -> Callable[[ShapeFn], ShapeFn]:
+    def deco(fn: ShapeFn) -> ShapeFn:
+        for op in ops:
+            if op is not None:
+                SHAPES[op] = fn
+        return fn
+
+    return deco
+
+
+def _op(packet: Any, overload: str) -> Any:
+    return getattr(packet, overload, None)
+
+
+def _conv_out(size: int, k: int, stride: int, pad: int, dil: int) -> int:
+    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
+
+
+def _tuple(value: Sequence[int], n: int) -> list[int]:
+    value = list(value)
+    return value * n if len(value) == 1 else value
+
+
+@_shape(aten.convolution.default)
+def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
+    d = x.dim() - 2
+    stride, padding, dilation = _tuple(stride, d), _tuple(padding, d), _tuple(dilation, d)
+    kernel = w.shape[2:]
+    if transposed:
+        output_padding = _tuple(output_padding, d)
+        spatial = [(x.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (kernel[i] - 1)
+                   + output_padding[i] + 1 for i in range(d)]
+        channels = w.shape[1] * groups
+    else:
+        spatial = [_conv_out(x.shape[2 + i], kernel[i], stride[i], padding[i], dilation[i]) for i in range(d)]
+        channels = w.shape[0]
+    return _empty((x.shape[0], channels, *spatial), x)
+
+
+@_shape(aten.addmm.default)
+def addmm(bias, a, b, **_):
+    return _empty((a.shape[0], b.shape[1]), a)
+
+
+@_shape(aten.mm.default)
+def mm(a, b):
+    return _empty((a.shape[0], b.shape[1]), a)
+
+
+@_shape(aten.bmm.default)
+def bmm(a, b):
+    return _empty((a.shape[0], a.shape[1], b.shape[2]), a)
+
+
+@_shape(aten.baddbmm.default)
+def baddbmm(bias, a, b, **_):
+    return _empty((a.shape[0], a.shape[1], b.shape[2]), a)
+
+
+def _same(x, *args, **kwargs):
+    return _empty(x.shape, x)
+
+
+def _inplace(x, *args, **kwargs):
+    return x
+
+
+for _name in ("relu", "hardtanh", "silu", "sigmoid", "gelu", "hardswish", "hardsigmoid", "tanh", "leaky_relu",
+              "elu", "exp", "sqrt", "rsqrt", "neg", "abs", "clone", "erf", "log", "reciprocal", "clamp",
+              "clamp_min", "clamp_max"):
+    _packet = getattr(aten, _name, None)
+    if _packet is not None:
+        for _overload in _packet.overloads():
+            if _overload in ("default", "Tensor", "Scalar") and "out" not in _overload:
+                SHAPES[getattr(_packet, _overload)] = _same
+    _inplace_packet = getattr(aten, _name + "_", None)
+    if _inplace_packet is not None:
+        SHAPES[_inplace_packet.default] = _inplace
+SHAPES[aten._softmax.default] = _same
+SHAPES[aten._log_softmax.default] = _same
+SHAPES[aten.detach.default] = _same
+SHAPES[aten.alias.default] = _same
+
+
+def _broadcast(a, b):
+    if isinstance(b, torch.Tensor):
+        shape = torch.broadcast_shapes(a.shape, b.shape)
+        return _empty(shape, a, torch.result_type(a, b))
+    return _empty(a.shape, a, torch.result_type(a, b))
+
+
+for _name in ("add", "sub", "mul", "div"):
+    _packet = getattr(aten, _name)
+    SHAPES[_packet.Tensor] = lambda a, b, **kw: _broadcast(a, b)
+    SHAPES[_packet.Scalar] = lambda a, b, **kw: _broadcast(a, b)
+    SHAPES[getattr(aten, _name + "_").Tensor] = _inplace
+    SHAPES[getattr(aten, _name + "_").Scalar] = _inplace
+
+
+def _batch_norm(x, *args, **kwargs):
+    channels = x.shape[1]
+    return _empty(x.shape, x), _empty((channels,), x), _empty((channels,), x)
+
+
+def _batch_norm_no_training(x, *args, **kwargs):
+    return _empty(x.shape, x), _empty((0,), x), _empty((0,), x)
+
+
+SHAPES[aten.native_batch_norm.default] = _batch_norm
+SHAPES[aten._native_batch_norm_legit_no_training.default] = _batch_norm_no_training
+
+
+@_shape(aten.native_layer_norm.default)
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    stat = (*x.shape[: x.dim() - len(normalized_shape)], *([1] * len(normalized_shape)))
+    return _empty(x.shape, x), _empty(stat, x), _empty(stat, x)
+
+
+def _reduced(x, dims, keepdim=False, dtype=None):
+    if dims is None or (isinstance(dims, Sequence) and len(dims) == 0):
+        dims = list(range(x.dim()))
+    dims = {d % max(x.dim(), 1) for d in (dims if isinstance(dims, Sequence) else [dims])}
+    shape = [1 if i in dims else s for i, s in enumerate(x.shape)] if keepdim else \
+        [s for i, s in enumerate(x.shape) if i not in dims]
+    return _empty(shape, x, dtype)
+
+
+SHAPES[aten.mean.dim] = lambda x, dims, keepdim=False, dtype=None: _reduced(x, dims, keepdim, dtype)
+SHAPES[aten.sum.dim_IntList] = lambda x, dims, keepdim=False, dtype=None: _reduced(x, dims, keepdim, dtype)
+
+
+def _pool_out(x, kernel, stride, padding, dilation, ceil_mode, d):
+    kernel = _tuple(kernel, d)
+    stride = _tuple(stride, d) if stride else kernel
+    padding = _tuple(padding, d)
+    dilation = _tuple(dilation, d)
+    spatial = []
+    for i in range(d):
+        size = x.shape[x.dim() - d + i]
+        numerator = size + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1
+        out = (numerator + (stride[i] - 1 if ceil_mode else 0)) // stride[i] + 1
+        if ceil_mode and (out - 1) * stride[i] >= size + padding[i]:
+            out -= 1
+        spatial.append(out)
+    return (*x.shape[: x.dim() - d], *spatial)
+
+
+@_shape(aten.max_pool2d_with_indices.default)
+def max_pool2d(x, kernel, stride=(), padding=(0,), dilation=(1,), ceil_mode=False):
+    shape = _pool_out(x, kernel, stride, padding, dilation, ceil_mode, 2)
+    return _empty(shape, x), _empty(shape, x, torch.int64)
+
+
+@_shape(aten.avg_pool2d.default)
+def avg_pool2d(x, kernel, stride=(), padding=(0,), ceil_mode=False, count_include_pad=True, divisor=None):
+    return _empty(_pool_out(x, kernel, stride, padding, (1,), ceil_mode, 2), x)
+
+
+@_shape(aten._adaptive_avg_pool2d.default)
+def adaptive_avg_pool2d(x, output_size):
+    return _empty((*x.shape[:-2], *_tuple(output_size, 2)), x)
+
+
+def _view(x, shape):
+    shape = list(shape)
+    if -1 in shape:
+        known = math.prod(s for s in shape if s != -1)
+        shape[shape.index(-1)] = x.numel() // known if known else 0
+    return _empty(shape, x)
+
+
+SHAPES[aten.view.default] = _view
+SHAPES[aten._unsafe_view.default] = _view
+SHAPES[aten.reshape.default] = _view
+
+
+@_shape(aten.t.default)
+def t(x):
+    return _empty(tuple(reversed(x.shape)), x)
+
+
+@_shape(aten.transpose.int)
+def transpose(x, a, b):
+    shape = list(x.shape)
+    a, b = a % x.dim(), b % x.dim()
+    shape[a], shape[b] = shape[b], shape[a]
+    return _empty(shape, x)
+
+
+@_shape(aten.permute.default)
+def permute(x, dims):
+    return _empty([x.shape[d % x.dim()] for d in dims], x)
+
+
+@_shape(aten.unsqueeze.default)
+def unsqueeze(x, dim):
+    dim = dim % (x.dim() + 1)
+    shape = list(x.shape)
+    shape.insert(dim, 1)
+    return _empty(shape, x)
+
+
+@_shape(aten.expand.default)
+def expand(x, size, implicit=False):
+    lead = len(size) - x.dim()
+    shape = [s if s != -1 else x.shape[i - lead] for i, s in enumerate(size)]
+    return _empty(shape, x)
+
+
+@_shape(aten.cat.default)
+def cat(tensors, dim=0):
+    tensors = [t for t in tensors if not (t.dim() == 1 and t.shape[0] == 0)]
+    first = tensors[0]
+    dim = dim % first.dim()
+    shape = list(first.shape)
+    shape[dim] = sum(t.shape[dim] for t in tensors)
+    return _empty(shape, first)
+
+
+@_shape(aten.slice.Tensor)
+def slice_(x, dim=0, start=None, end=None, step=1):
+    dim = dim % x.dim()
+    size = x.shape[dim]
+    start, end, _ = slice(start, end, step).indices(size)
+    shape = list(x.shape)
+    shape[dim] = max(0, (end - start + step - 1) // step)
+    return _empty(shape, x)
+
+
+@_shape(aten.select.int)
+def select(x, dim, index):
+    shape = list(x.shape)
+    del shape[dim % x.dim()]
+    return _empty(shape, x)
+
+
+@_shape(aten._to_copy.default)
+def to_copy(x, dtype=None, **_):
+    return _empty(x.shape, x, dtype)
+
+
+def compute(func: Any, args: tuple, kwargs: dict) -> Any:
+    """The output of ``func`` on meta ``args`` from the table, or NotImplemented."""
+    fn = SHAPES.get(func)
+    if fn is None:
+        return NotImplemented
+    return fn(*args, **kwargs)
