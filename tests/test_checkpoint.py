@@ -41,7 +41,6 @@ def _tensors() -> dict[str, torch.Tensor]:
 
 EXPECTED = {"conv.weight": (30, 4), "conv.bias": (4, 3), "cube": (24, 19), "half": (4, 2), "brain": (4, 1),
             "codes": (5, 2), "flags": (3, 2), "step": (1, 1), "empty": (0, 0)}
-TOTAL = (sum(n for n, _ in EXPECTED.values()), sum(z for _, z in EXPECTED.values()))  # (75, 34)
 
 
 def _check(stats: CheckpointStats, expected=EXPECTED) -> None:
@@ -81,6 +80,21 @@ def test_torch_zip_counts(tmp_path, tensors, chunk_bytes):
     _check(stats)
     assert [t.name for t in stats.tensors] == list(tensors)  # the state dict's order
     assert stats.bytes_read == sum(t.nbytes for t in tensors.values())
+
+
+@pytest.mark.parametrize("block", [1, 3, 4096])
+def test_block_boundaries_of_the_counter(tmp_path, tensors, monkeypatch, block):
+    """The counter compares ``_BLOCK`` values at a time into a reused buffer; any block size gives the same."""
+    monkeypatch.setattr(checkpoint, "_BLOCK", block)
+    safetensors_torch.save_file(tensors, str(tmp_path / "m.safetensors"))
+    torch.save(tensors, tmp_path / "m.pt")
+    _check(scan_checkpoint(tmp_path / "m.safetensors"))
+    _check(scan_checkpoint(tmp_path / "m.pt", chunk_bytes=8))
+    special = torch.tensor([0.0, -0.0, float("nan"), float("-inf"), 1e-30, -2.0])  # 4 non-zeros
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        torch.save({"x": special.to(dtype)}, tmp_path / "s.pt")
+        expected = int(torch.count_nonzero(special.to(dtype)))  # 1e-30 underflows to 0 in float16
+        assert scan_checkpoint(tmp_path / "s.pt").nonzeros == expected == (3 if dtype == torch.float16 else 4)
 
 
 def test_same_counts_both_formats_and_chunk_sizes(tmp_path):
