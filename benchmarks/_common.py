@@ -6,9 +6,11 @@ import datetime as _dt
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,8 @@ def machine() -> dict[str, Any]:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
-    dirty = _git("status", "--porcelain", "--", "micronet_score")
+    snapshot = os.environ.get("MS_BENCH_SNAPSHOT")
+    dirty = None if snapshot else bool(_git("status", "--porcelain", "--", "micronet_score"))
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),
@@ -61,8 +64,9 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "micronet_score": getattr(micronet_score, "__version__", "?"),
         "micronet_score_path": str(Path(micronet_score.__file__).parent),
-        "git_commit": _git("rev-parse", "--short", "HEAD"),
-        "engine_uncommitted_changes": bool(dirty),
+        "git_commit": snapshot or _git("rev-parse", "--short", "HEAD"),
+        "engine_snapshot": bool(snapshot),
+        "engine_uncommitted_changes": dirty,
         "platform": platform.platform(),
     }
 
@@ -75,9 +79,32 @@ def machine_markdown(m: dict[str, Any]) -> str:
         f"load average at start {load}\n"
         f"- Python {m['python']}, torch {m['torch']} ({m['torch_threads']} intra-op threads), micronet-score "
         f"{m['micronet_score']} at commit {m['git_commit']}"
+        + (" (a clean snapshot of that commit)" if m.get("engine_snapshot") else "")
         + (" with uncommitted engine changes" if m.get("engine_uncommitted_changes") else "")
         + "\n"
     )
+
+
+def run_on_snapshot(ref: str | None) -> None:
+    """With ``ref`` (e.g. ``HEAD``): run this same command again on a clean copy of ``micronet_score`` at that
+    commit (``git archive``), so that edits in progress in the working tree do not leak into the numbers; exit
+    with its status. Without ``ref``, or inside the re-run, return and go on."""
+    if not ref or os.environ.get("MS_BENCH_SNAPSHOT"):
+        return
+    sha = _git("rev-parse", "--short", ref)
+    if not sha:
+        raise SystemExit(f"--engine-ref {ref!r} is not a commit of {ROOT}")
+    tmp = Path(tempfile.mkdtemp(prefix="ms-snapshot-"))
+    try:
+        archive = subprocess.run(["git", "archive", sha, "micronet_score"], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        env = dict(os.environ, MS_BENCH_SNAPSHOT=sha,
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(tmp), os.environ.get("PYTHONPATH")])))
+        code = subprocess.run([sys.executable, *sys.argv], env=env).returncode
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    raise SystemExit(code)
 
 
 def median(values: list[float]) -> float:

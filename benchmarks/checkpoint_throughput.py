@@ -37,6 +37,7 @@ from _common import (  # noqa: E402
     median,
     proc_status_kib,
     reset_peak_rss,
+    run_on_snapshot,
 )
 
 # A LLaMA-like layout: an embedding, then attention and MLP matrices until the size is reached.
@@ -138,7 +139,11 @@ def main() -> None:
     parser.add_argument("--no-save", action="store_true", help="print only; do not append to benchmarks/results/")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--engine-ref", default=None, metavar="REF",
+                        help="measure a clean snapshot of micronet_score at this commit (e.g. HEAD) instead of "
+                             "the working tree")
     args = parser.parse_args()
+    run_on_snapshot(args.engine_ref)
     if args.child:
         _child(args.child, args.chunk_mb, args.cold, int(args.threads.split(",")[0]))
         return
