@@ -317,6 +317,8 @@ class ModelResult:
     memory: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    reference: int | None = None  # dense conv + linear multiplications (micronet-score on the meta device)
+    zero_weights: int = 0  # exact zeros in the initialised conv/linear weights
 
 
 def bench_model(name: str, shape: tuple[int, ...], repeats: int, toolset: list[Tool], threads: int,
@@ -367,10 +369,16 @@ def bench_model(name: str, shape: tuple[int, ...], repeats: int, toolset: list[T
             meta_model(torch.empty(shape, device="meta"))
         fcm_meta.append(time.perf_counter() - start)
     real = result.macs.get("micronet-score", {})
+    result.zero_weights = sum(int((p == 0).sum()) for p in model.parameters() if p.dim() > 1)
+    if meta_report is not None:
+        result.reference = sum(row.mults for row in meta_report.layers if "Conv" in row.type or "Linear" in row.type)
     result.meta = {"count_s": median(meta_times), "count_all_s": meta_times, "build_s": median(build_times),
                    "flop_counter_s": median(fcm_meta),
                    "mults": meta_report.mults if meta_report else None,
                    "adds": meta_report.adds if meta_report else None,
+                   "dense_conv_linear_mults": result.reference,
+                   "real_minus_meta_mults": (real.get("all_mults", 0) - meta_report.mults) if meta_report else None,
+                   "real_minus_meta_adds": (real.get("all_adds", 0) - meta_report.adds) if meta_report else None,
                    "same_as_real": bool(meta_report and real and meta_report.mults == real.get("all_mults")
                                         and meta_report.adds == real.get("all_adds"))}
     if measure_memory:
@@ -395,7 +403,7 @@ def disagreement(tool: str, info: dict[str, Any], reference: int, ms_info: dict[
         extra = {k: v for k, v in breakdown.items() if "convolution" not in k and "mm" not in k}
         base = "conv/linear only (mm, addmm, convolution, bmm, SDPA); elementwise, norms, pooling and activations "\
                "are not counted"
-        return ("agrees: " if delta == 0 else f"{delta:+,}: ") + base + (
+        return ("agrees: " if delta == 0 else f"{delta:+,.0f}: ") + base + (
             "; also " + ", ".join(_fmt_part(k, v) for k, v in extra.items()) if extra else "")
     if tool == "fvcore":
         core = sum(v for k, v in breakdown.items() if k in ("conv", "linear", "matmul", "addmm", "bmm", "einsum"))
@@ -425,18 +433,29 @@ def disagreement(tool: str, info: dict[str, Any], reference: int, ms_info: dict[
         else:
             parts.append("modules plus patched F.* and torch.add/mul/matmul calls; Python operators "
                          "(x + y, x * s) are not seen")
+            if any(k in breakdown for k in ("ReLU", "MaxPool2d", "SiLU")) and "functional calls (F.*)" in breakdown:
+                parts.append("nn.ReLU/nn.MaxPool2d/nn.SiLU are counted twice, by the module hook and again by the "
+                             "patched F.relu/F.max_pool2d/F.silu their forward calls (checked on "
+                             "Sequential(Conv2d, ReLU, MaxPool2d): 1,792 = 768 conv + 2 x 256 ReLU + 2 x 256 pool)")
         return "; ".join(parts)
     if tool == "ptflops-aten":
         conv = sum(v for k, v in breakdown.items() if "convolution" in k or "mm" in k)
         return (f"{'agrees' if abs(conv - reference) < 0.5 else f'{conv - reference:+,.0f}'}: "
-                "aten backend counts only mm, matmul, addmm, bmm and convolution")
+                "aten backend counts only mm, matmul, addmm, bmm and convolution"
+                + (" (linear/conv bias additions counted as MACs)" if conv - reference > 0.5 else ""))
     if tool == "micronet-score":
         others = {k: v for k, v in breakdown.items() if not ("Conv" in k or "Linear" in k)}
         total = info.get("all_mults", reference)
-        return (f"reference (conv+linear mults); all mults {fmt_count(total)}: + "
+        zeros = info.get("zero_weights", 0)
+        text = "" if delta == 0 else (
+            f"{delta:+,}: the initialised weights hold {zeros} exact zero(s); micronet-score reads sparsity from the "
+            "weights and skips those multiplications (the meta-device count, which cannot see values, is the "
+            "dense reference); ")
+        return (text + f"all mults {fmt_count(total)} = conv/linear + "
                 + ", ".join(_fmt_part(k, v) for k, v in others.items())
-                + "; batch norm folded into the conv (no mults), additions counted separately "
-                f"({fmt_count(info.get('all_adds'))})")
+                + " (rows named after a container: functional calls in its forward); a batch norm fed by a conv "
+                "alone folds into it (0 mults), the others cost 1 mult + 1 add per element; additions are counted "
+                f"separately ({fmt_count(info.get('all_adds'))})")
     return ""
 
 
@@ -469,15 +488,20 @@ def markdown(results: list[ModelResult], info: dict[str, Any], toolset: list[Too
         out.append(f"| {r.name} | {'x'.join(map(str, r.shape))} | {r.params / 1e6:.2f}M | " + " | ".join(cells)
                    + " |")
     out += ["", "## micronet-score on the meta device", "",
-            "Model built under `with torch.device(\"meta\")` (no weights), counted from the input shape; same "
-            "mults/adds as the real count is checked. FlopCounterMode on meta for comparison.", "",
-            "| model | count, real weights | count, meta | meta build | FlopCounterMode, meta | same counts |",
-            "|---|---:|---:|---:|---:|---|"]
+            "Model built under `with torch.device(\"meta\")` (no weights), counted from the input shape "
+            "(`ms.count(model, shape)`); FlopCounterMode around a meta forward for comparison. A meta model has no "
+            "values, so its count is dense; the count with real weights skips the multiplications by exact-zero "
+            "weights (the last columns: real minus meta, and the zeros found in the initialised conv/linear "
+            "weights).", "",
+            "| model | count, real weights | count, meta | meta build | FlopCounterMode, meta | mults real − meta "
+            "| adds real − meta | zero weights |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         real = median(r.times.get("micronet-score", []))
         m = r.meta
         out.append(f"| {r.name} | {fmt_seconds(real)} | {fmt_seconds(m['count_s'])} | {fmt_seconds(m['build_s'])} "
-                   f"| {fmt_seconds(m['flop_counter_s'])} | {'yes' if m['same_as_real'] else 'NO'} |")
+                   f"| {fmt_seconds(m['flop_counter_s'])} | {m['real_minus_meta_mults']:+,} | "
+                   f"{m['real_minus_meta_adds']:+,} | {r.zero_weights} |")
     if any(r.memory for r in results):
         out += ["", "## Peak memory of one call (RSS / py, MiB)", "",
                 "| model | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
@@ -494,11 +518,12 @@ def markdown(results: list[ModelResult], info: dict[str, Any], toolset: list[Too
             out.append(f"| {r.name} | " + " | ".join(cells) + " |")
     counters = [n for n in names if n != "forward"]
     out += ["", "## MACs reported", "",
-            "micronet-score's reference is its conv + linear multiplications (a dense MAC each); its total "
-            "multiplications (all ops) follow in brackets. Peers report MACs (FlopCounterMode: FLOPs / 2).", "",
-            "| model | " + " | ".join(counters) + " |", "|---|" + "---:|" * len(counters)]
+            "Reference: dense conv + linear multiplications (one per MAC), from micronet-score's count on the meta "
+            "device. micronet-score's column: its conv + linear multiplications with the real weights (exact zeros "
+            "skipped), then all its multiplications in brackets. Peers report MACs (FlopCounterMode: FLOPs / 2).",
+            "", "| model | reference | " + " | ".join(counters) + " |", "|---|---:|" + "---:|" * len(counters)]
     for r in results:
-        cells = []
+        cells = [fmt_count(r.reference)]
         for n in counters:
             info_n = r.macs.get(n)
             if not info_n:
@@ -509,12 +534,15 @@ def markdown(results: list[ModelResult], info: dict[str, Any], toolset: list[Too
                 cells.append(fmt_count(info_n.get("macs")))
         out.append(f"| {r.name} | " + " | ".join(cells) + " |")
     out += ["", "## Where they disagree, and why", "",
-            "Differences against micronet-score's conv + linear multiplications, from each tool's own breakdown "
-            "(by operator or module type).", "", "| model | tool | MACs − reference | why |", "|---|---|---:|---|"]
+            "Differences against the dense conv + linear reference, explained from each tool's own breakdown "
+            "(by operator or module type). ptflops and fvcore also run the forward with autograd on (no "
+            "`torch.no_grad`), which is most of their extra memory on the 224x224 models.", "",
+            "| model | tool | MACs − reference | why |", "|---|---|---:|---|"]
     for r in results:
-        ref = r.macs.get("micronet-score", {}).get("macs")
-        if ref is None:
+        ref = r.reference
+        if ref is None or "micronet-score" not in r.macs:
             continue
+        r.macs["micronet-score"]["zero_weights"] = r.zero_weights
         for n in counters:
             info_n = r.macs.get(n)
             if not info_n:
@@ -540,6 +568,7 @@ def to_json(results: list[ModelResult], info: dict[str, Any], toolset: list[Tool
             "ratio_to_forward": {k: median(v) / median(r.times["forward"]) for k, v in r.times.items()
                                  if "forward" in r.times},
             "meta": r.meta, "memory": r.memory, "macs": r.macs, "errors": r.errors,
+            "dense_conv_linear_reference": r.reference, "zero_weights": r.zero_weights,
         } for r in results],
     }
 
