@@ -31,6 +31,7 @@ def count(
     strict: bool = False,
     convention: str | Convention = "micronet",
     shapes_only: bool = False,
+    batch_size: int | None = None,
 ) -> Report:
     """Count the parameters and operations of one inference forward pass of ``model`` on ``inputs``.
 
@@ -41,6 +42,8 @@ def count(
     applies the 16-bit freebie when nothing is below 16 bits (the rules), ``True``/``False`` force it.
     ``strict=True`` raises :class:`~micronet_score.errors.UnsupportedOpError` on any operator without a cost.
 
+    ``batch_size`` overrides the number of examples the counts are divided by (default: the first dimension of
+    the first input tensor, or 1 when the forward itself unsqueezes an unbatched input).
     ``shapes_only=True`` never computes activations: inputs and every input-dependent operator run on the
     meta device (only shapes flow), while weights stay real so their non-zeros are still read. Use it for
     large inputs or batches; a forward that needs activation values (data-dependent control flow) fails with
@@ -64,6 +67,9 @@ def count(
     tensors = flat_tensors((args, kwargs))
     if not tensors:
         raise InputError("inputs hold no tensor: pass a tensor, a tuple of tensors, a dict or a shape")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     if shapes_only:
         args, kwargs = _to_meta(args), _to_meta(kwargs)
         tensors = flat_tensors((args, kwargs))
@@ -93,6 +99,10 @@ def count(
             raise ForwardError(f"the forward pass failed in {where}: {type(exc).__name__}: {first}{hint}",
                                module=module) from exc
         run.output = output
+    if tracer.unbatched:
+        batch = 1  # the forward added the batch dimension itself: the input was one example
+    if batch_size is not None:
+        batch = batch_size
     return _build_report(model, tracer, conv, batch, tensors, output)
 
 
@@ -200,7 +210,7 @@ def _fold(tracer: Tracer, conv: Convention) -> list[StoredTensor]:
             if not target.has_bias:
                 producer.adds += target.per_channel * target.active
                 target.has_bias = True
-                stats = StorageStats(bn.channels, None if _meta(bn) else bn.channels)
+                stats = _folded_bias(bn)
                 extra.append(StoredTensor(f"{producer.module}.bias (folded {bn.owner})", producer.module,
                                           (bn.channels,), bn.bits, stats))
             continue
@@ -208,6 +218,24 @@ def _fold(tracer: Tracer, conv: Convention) -> list[StoredTensor]:
         extra.append(StoredTensor(f"{bn.owner}.scale", bn.owner, (bn.channels,), bn.bits, scale))
         extra.append(StoredTensor(f"{bn.owner}.shift", bn.owner, (bn.channels,), bn.bits, shift))
     return extra
+
+
+def _folded_bias(bn) -> StorageStats:
+    """The bias a folded norm leaves: beta - mean * gamma / sqrt(var + eps), measured (zeros, NaN/Inf)."""
+    if _meta(bn):
+        return StorageStats(bn.channels, None)
+    weight, bias, mean, var = bn.tensors
+    if mean is None or var is None:
+        return StorageStats(bn.channels, bn.channels)
+    scale = torch.rsqrt(var.float() + bn.eps)
+    if weight is not None:
+        scale = scale * weight.float()
+    shift = -mean.float() * scale
+    if bias is not None:
+        shift = shift + bias.float()
+    stats = measure(shift, "when-zeros")
+    finite = stats.finite and bool(torch.isfinite(scale).all())
+    return StorageStats(bn.channels, stats.nonzeros, stats.options, finite)
 
 
 def _meta(bn) -> bool:
@@ -236,7 +264,7 @@ def _per_example(total: float, batch: int) -> float:
 def _build_report(model, tracer: Tracer, conv: Convention, batch: int, inputs, output) -> Report:
     stored = list(tracer.stored.values()) + _fold(tracer, conv)
     events: list[Event] = tracer.events
-    widths = {s.bits for s in stored} | {e.mult_bits for e in events if e.mults}
+    widths = {s.bits for s in stored} | {e.mult_bits for e in events if e.mults} | tracer.activation_widths
     if conv.freebie is None:
         freebie = bool(widths) and min(widths) >= FREEBIE_BITS
     else:

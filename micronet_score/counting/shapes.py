@@ -265,6 +265,24 @@ def to_copy(x, dtype=None, **_):
     return _empty(x.shape, x, dtype)
 
 
+def _fake_quant_with_mask(x, *args, **kwargs):
+    return _empty(x.shape, x), _empty(x.shape, x, torch.bool)
+
+
+for _name in ("fake_quantize_per_tensor_affine", "fake_quantize_per_channel_affine",
+              "_fake_quantize_learnable_per_tensor_affine", "_fake_quantize_learnable_per_channel_affine"):
+    _packet = getattr(aten, _name, None)
+    if _packet is not None:
+        for _overload in _packet.overloads():
+            SHAPES[getattr(_packet, _overload)] = _same
+for _name in ("fake_quantize_per_tensor_affine_cachemask", "fake_quantize_per_channel_affine_cachemask",
+              "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams", "_fused_moving_avg_obs_fq_helper"):
+    _packet = getattr(aten, _name, None)
+    if _packet is not None:
+        for _overload in _packet.overloads():
+            SHAPES[getattr(_packet, _overload)] = _fake_quant_with_mask
+
+
 def compute(func: Any, args: tuple, kwargs: dict) -> Any:
     """The output of ``func`` on meta ``args`` from the table, or NotImplemented."""
     fn = SHAPES.get(func)

@@ -44,6 +44,13 @@ for _name, _pos in {
     if hasattr(aten, _name):
         _FAKE_QUANT[getattr(aten, _name)] = _pos
 _DEQUANTIZE = {aten.dequantize}
+# Operators whose output holds exactly the values of their (first) input: views, copies, layout changes. A
+# stored tensor seen through them is still that tensor (a Linear weight is stored as (out, in), not as its
+# transpose).
+_SAME_VALUES = {getattr(aten, n) for n in (
+    "t", "transpose", "permute", "view", "_unsafe_view", "reshape", "_reshape_alias", "expand", "unsqueeze",
+    "squeeze", "alias", "detach", "clone", "contiguous", "as_strided", "lift_fresh", "_to_copy", "flatten",
+) if hasattr(aten, n)}
 
 
 @dataclass
@@ -97,6 +104,7 @@ class StoredTensor:
 class _Static:
     sources: frozenset[str]
     bits: int | None  # a width set by fake quantization, if any
+    root: torch.Tensor | None = None  # for a view or copy of a stored tensor: that tensor
 
 
 class IdMap:
@@ -122,6 +130,9 @@ class IdMap:
         if value is None:
             raise KeyError(t)
         return value
+
+    def add(self, t: Any) -> None:
+        self[t] = True
 
     def __setitem__(self, t: Any, value: Any) -> None:
         key = id(t)
@@ -177,6 +188,9 @@ class Tracer(TorchDispatchMode):
         self.used_sources: set[str] = set()
         self.unsupported: dict[str, Counter[str]] = defaultdict(Counter)
         self.nonzeros_known = True
+        self.activation_widths: set[int] = set()
+        self.inputs = IdMap()  # the user's input tensors (value: True)
+        self.unbatched = False
         self.snapshots: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._stats_cache: dict[Any, ChannelStats] = {}
         self._nonzeros: dict[Any, int] = {}  # stored-tensor key -> non-zeros, learnt from channel stats
@@ -204,6 +218,7 @@ class Tracer(TorchDispatchMode):
     # ----------------------------------------------------------------- inputs
     def mark_input(self, t: torch.Tensor) -> None:
         self.dep[t] = (-1, None)
+        self.inputs.add(t)
 
     # ----------------------------------------------------------------- tensor facts
     def _static_info(self, t: torch.Tensor) -> _Static | None:
@@ -247,6 +262,10 @@ class Tracer(TorchDispatchMode):
         return dtype_bits(t.dtype)
 
     def _register_stored(self, t: torch.Tensor, info: _Static) -> StoredTensor:
+        if info.root is not None:
+            root_info = self._static_info(info.root)
+            if root_info is not None and (root_info.bits == info.bits or info.bits is None):
+                t, info = info.root, root_info
         key = self._key(t, info)
         entry = self.stored.get(key)
         if entry is None:
@@ -307,14 +326,14 @@ class Tracer(TorchDispatchMode):
             self._nonzeros[tkey] = cached.nonzeros
         return cached
 
-    def unpack(self, packed: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def unpack(self, packed: Any, bits: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(weight, bias) of a torch.ao packed-parameters object, registered as stored tensors of the module
         that runs it (unpacked once per object)."""
         found = self._packed.get(id(packed))
         if found is None:
             weight, bias = packed.unpack()[:2]
             module = self.module
-            self.static[weight] = _Static(frozenset((f"{module}.weight" if module else "weight",)), None)
+            self.static[weight] = _Static(frozenset((f"{module}.weight" if module else "weight",)), bits)
             if bias is not None:
                 self.static[bias] = _Static(frozenset((f"{module}.bias" if module else "bias",)), None)
             found = (weight, bias)
@@ -391,7 +410,8 @@ class Tracer(TorchDispatchMode):
                 raise UnsupportedOpError(name, module)
             self.unsupported[module][name] += 1
         statics = [t for t, i in zip(tensors, infos) if i is None]
-        packed = [self.unpack(a) for a in args if isinstance(a, torch.ScriptObject) and _is_packed(a)]
+        packed = [self.unpack(a, 16 if "fp16" in packet.__name__ else None)
+                  for a in args if isinstance(a, torch.ScriptObject) and _is_packed(a)]
         for weight, bias in packed:
             statics.append(weight)
             tensors.append(weight)
@@ -401,13 +421,20 @@ class Tracer(TorchDispatchMode):
         producer = -1
         if entry is not None:
             producer = self._costed(func, entry, args, kwargs, out, tensors, packed, module)
-        if entry is None or entry.kind != "batchnorm":
+        if fq is not None:
+            for t in statics:  # scale, zero point, observer state: the format's metadata, not stored values
+                info = self._static_info(t)
+                if info is not None:
+                    self.used_sources.update(info.sources)
+        elif entry is None or entry.kind != "batchnorm":
             for t in statics:
                 info = self._static_info(t)
                 if info is not None and info.sources:
                     self._register_stored(t, info)
         bits = self._output_bits(packet, tensors, tainted, entry, fq, args)
         producers = {i[0] for i in tainted}
+        if packet is aten.unsqueeze and tainted[0][0] == -1 and args[1] == 0 and tensors[0] in self.inputs:
+            self.unbatched = True  # the model batches its own input: each input is one example
         if entry is None and len(tainted) == 1:
             producer = tainted[0][0]  # a view or copy keeps pointing at the real producer
         else:
@@ -437,16 +464,26 @@ class Tracer(TorchDispatchMode):
             return
         packet = func.overloadpacket
         fq = _FAKE_QUANT.get(packet)
+        root = None
         if fq is not None:
+            # scale and zero point are the format's metadata: the values stored are the input's
+            first = self._static_info(tensors[0])
+            if first is not None and first.sources:
+                self.used_sources.update(sources)
+                sources = first.sources
             fq_bits = _fake_quant_bits(args, fq)
             if fq_bits is not None:
                 bits = fq_bits
         elif packet in _DEQUANTIZE and tensors:
             bits = dtype_bits(tensors[0].dtype)
+        elif packet in _SAME_VALUES and tensors and len(tensors) == 1:
+            first = self._static_info(tensors[0])
+            if first is not None:
+                root = first.root if first.root is not None else tensors[0]
         for t in _out_tensors(out):
             if t in self.dep or id(t) in self.tensor_names:
                 continue
-            self.static[t] = _Static(sources, bits)
+            self.static[t] = _Static(sources, bits, root)
 
     def _costed(self, func, entry, args, kwargs, out, tensors, packed, module) -> int:
         call = OpCall(args, kwargs, out, self.channel_stats, self.is_static, self.unpack)
@@ -461,6 +498,7 @@ class Tracer(TorchDispatchMode):
                             if i < len(args) and isinstance(args[i], torch.Tensor)]
             operands = [*operands, *(w for w, _ in packed)]
             mult_bits = max((self.tensor_bits(t, module) for t in operands), default=32)
+        self._note_quantized_inputs(tensors, module)
         event = Event(module, op_name(func), int(cost.mults), int(cost.adds), mult_bits)
         if entry.kind in ("conv", "linear"):
             event.fold = self._fold_target(entry.kind, args, out, module)
@@ -469,6 +507,21 @@ class Tracer(TorchDispatchMode):
         self.events.append(event)
         self.consumers.append(0)
         return len(self.events) - 1
+
+    def _note_quantized_inputs(self, tensors, module: str) -> None:
+        """Remember the widths of quantized activations (fake-quant ranges, quantized dtypes, user settings):
+        any below 16 bits means the model is quantized and the 16-bit freebie is off."""
+        user = self._precision(module)
+        for t in tensors:
+            dep = self.dep.get(t)
+            if dep is None:
+                continue
+            if user is not None and user.activation is not None:
+                self.activation_widths.add(user.activation)
+            elif dep[1] is not None:
+                self.activation_widths.add(dep[1])
+            elif t.is_quantized:
+                self.activation_widths.add(dtype_bits(t.dtype))
 
     def _fold_target(self, kind: str, args, out, module) -> FoldTarget | None:
         if not isinstance(out, torch.Tensor) or out.dim() < 2:
@@ -562,6 +615,8 @@ class Tracer(TorchDispatchMode):
         """Put back every parameter or buffer an operator wrote into."""
         with torch.no_grad():
             for t, saved in self.snapshots.values():
+                if t.shape != saved.shape:  # an observer resized its buffer
+                    t.resize_(saved.shape)
                 t.copy_(saved)
         self.snapshots.clear()
 

@@ -161,8 +161,6 @@ def test_block_sparse_4x4_is_stored_with_a_block_bitmask(baked):
     assert (r.mults, r.adds) == (512, 384)
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: a Linear weight's TensorRow has the transposed shape (in, out) "
-                   "and its block shape is read on the transposed matrix, so 1x4 blocks are reported as (4, 1)")
 def test_block_sparse_linear_reports_its_own_shape_and_block():
     layer = nn.Linear(16, 8, bias=False)
     matrix = torch.ones(8, 16)

@@ -109,8 +109,6 @@ def test_activation_width_comes_from_the_input_range(act_bits, symmetric, expect
     assert set(r.mults_by_bits) == {expected}
 
 
-@pytest.mark.xfail(strict=True, reason="engine: the freebie stays on when only activations are quantized below "
-                   "16 bits (spec section 1: 'If any part is quantized below 16 bits there is no freebie')")
 def test_activations_alone_below_16_bits_switch_the_freebie_off():
     model = quantized(FakeQuant(weight_bits=None, act_bits=4), bias=True)
     r = ms.count(model, (1, 4))

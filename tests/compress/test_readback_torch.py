@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import warnings
 
-import pytest
 import torch
 import torch.ao.quantization as tq
 from torch import nn
@@ -148,15 +147,11 @@ def test_qat_4_bit_model_reads_its_ranges_and_rounding_zeros():
     assert r.params_by_bits[4] == 108
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a QAT weight's tensor row is named after every tensor its fake "
-                   "quantizer reads ('1.scale+weight+zero_point'), not '1.weight'")
 def test_qat_weight_row_is_named_after_the_weight():
     r = ms.count(_qat_4bit(), (1, 3, 8, 8))
     assert "1.weight" in {t.name for t in r.tensors}
 
 
-@pytest.mark.xfail(strict=True, reason="engine: FusedMovingAvgObsFakeQuantize's int64 flags (observer_enabled, "
-                   "fake_quant_enabled) and observer min/max are stored as parameters, the flags at 64 bits")
 def test_default_qat_model_stores_no_observer_flags():
     model = nn.Sequential(tq.QuantStub(), nn.Conv2d(3, 4, 3), nn.ReLU(), tq.DeQuantStub()).train()
     with warnings.catch_warnings():
@@ -171,8 +166,6 @@ def test_default_qat_model_stores_no_observer_flags():
     assert not any(t.name.endswith(("observer_enabled", "fake_quant_enabled")) for t in r.tensors)
 
 
-@pytest.mark.xfail(strict=True, reason="engine: float16 dynamic quantization's packed weights unpack as float32, "
-                   "so they are read as 32-bit (costs/quantized.py says 16 for float16 packed weights)")
 def test_float16_dynamic_linear_is_16_bit():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

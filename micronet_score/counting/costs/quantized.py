@@ -51,7 +51,10 @@ register(*_ops("conv1d", "conv2d", "conv3d"), mult_operands=(0,))(_conv(False))
 register(*_ops("conv1d_relu", "conv2d_relu", "conv3d_relu"), mult_operands=(0,))(_conv(True))
 
 
-def _linear(relu: bool, dynamic: bool):
+def _linear(relu: bool, dynamic: bool, packed_bits: int | None = None):
+    """``dynamic``: the kernel quantizes its input itself, so the multiply runs at the weight's width
+    (``packed_bits`` when the packed format says it, e.g. 16 for float16 packed weights)."""
+
     def cost(call: OpCall) -> Cost:
         weight, bias = _packed(call)
         x = call.args[0]
@@ -59,15 +62,18 @@ def _linear(relu: bool, dynamic: bool):
         stats = call.channel_stats(weight, 0)
         adds = rows * stats.nonzeros_minus_one + (rows * stats.active if bias is not None else 0)
         mults = rows * stats.nonzeros + (_out(call).numel() if relu else 0)
-        return Cost(mults, adds, dtype_bits(weight.dtype) if dynamic else None)
+        bits = (packed_bits or dtype_bits(weight.dtype)) if dynamic else None
+        return Cost(mults, adds, bits)
 
     return cost
 
 
 register(*_ops("linear"), mult_operands=(0,))(_linear(False, False))
 register(*_ops("linear_relu"), mult_operands=(0,))(_linear(True, False))
-register(*_ops("linear_dynamic", "linear_dynamic_fp16"))(_linear(False, True))
-register(*_ops("linear_relu_dynamic", "linear_relu_dynamic_fp16"))(_linear(True, True))
+register(*_ops("linear_dynamic"))(_linear(False, True))
+register(*_ops("linear_relu_dynamic"))(_linear(True, True))
+register(*_ops("linear_dynamic_fp16"))(_linear(False, True, 16))
+register(*_ops("linear_relu_dynamic_fp16"))(_linear(True, True, 16))
 
 
 def _elementwise(mults: int, adds: int):
