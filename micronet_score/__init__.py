@@ -10,6 +10,7 @@
 
 from micronet_score import models, rules
 from micronet_score.bits import Precision
+from micronet_score.compare import Comparison, compare
 from micronet_score.convention import Convention, get_convention, register_convention
 from micronet_score.counting.engine import count
 from micronet_score.errors import (
@@ -27,6 +28,7 @@ from micronet_score.rules import RuleSet, Score, score
 __version__ = "0.1.0"
 
 __all__ = [
+    "Comparison",
     "Convention",
     "ConventionMismatchError",
     "CountingError",
@@ -41,6 +43,7 @@ __all__ = [
     "TensorRow",
     "UnknownRuleSetError",
     "UnsupportedOpError",
+    "compare",
     "count",
     "get_convention",
     "register_convention",

@@ -195,6 +195,7 @@ class Tracer(TorchDispatchMode):
         self._stats_cache: dict[Any, ChannelStats] = {}
         self._nonzeros: dict[Any, int] = {}  # stored-tensor key -> non-zeros, learnt from channel stats
         self._suppress = 0
+        self._observing: list[bool] = []
         self._packed: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
         self._packed_objects: list[Any] = []  # keeps ids stable while the forward runs
         self._mutable: dict[Any, tuple[int, ...]] = {}
@@ -206,10 +207,16 @@ class Tracer(TorchDispatchMode):
             name = self.stack[-1]
         self.stack.append(name)
         self.calls[name] += 1
+        observer = isinstance(module, _observer_types())
+        self._observing.append(observer)
+        if observer:  # training-time statistics: not inference work
+            self._suppress += 1
 
     def post_hook(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         if len(self.stack) > 1:
             self.stack.pop()
+        if self._observing and self._observing.pop():
+            self._suppress -= 1
 
     @property
     def module(self) -> str:
@@ -351,9 +358,11 @@ class Tracer(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         tensors = _tensors(args, kwargs)
-        if self._suppress:
-            return func(*args, **kwargs)
         self._protect_model_tensors(func, args, kwargs)
+        if self._suppress:
+            if self.shapes_only or (tensors and all(t.is_meta for t in tensors)):
+                return self._run_meta(func, self._meta(args), self._meta(kwargs))
+            return func(*args, **kwargs)
         if self.shapes_only and any(t in self.dep for t in tensors):
             out = self._run_meta(func, self._meta(args), self._meta(kwargs))
         elif tensors and all(t.is_meta for t in tensors):
@@ -686,6 +695,22 @@ def canonical_name(source: str) -> str:
             leaf = leaf[: -len(suffix)]
             break
     return f"{base}.{leaf}" if base else leaf
+
+
+def _observer_types() -> tuple[type, ...]:
+    """torch.ao observers: modules that only gather calibration statistics."""
+    global _OBSERVERS
+    if _OBSERVERS is None:
+        try:
+            from torch.ao.quantization.observer import ObserverBase
+
+            _OBSERVERS = (ObserverBase,)
+        except ImportError:  # pragma: no cover
+            _OBSERVERS = ()
+    return _OBSERVERS
+
+
+_OBSERVERS: tuple[type, ...] | None = None
 
 
 def _is_packed(obj: Any) -> bool:

@@ -118,3 +118,27 @@ def test_half_models(dtype):
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).to(dtype)
     r = ms.count(model, (1, 3, 8, 8), freebie=False)
     assert r.params_by_bits == {16: 112} and set(r.mults_by_bits) == {16}
+
+
+def test_qat_observers_are_not_inference_work():
+    # A QAT model counted with its observers still enabled: their min/max statistics are training-time work,
+    # so the count equals the one with observers disabled, and the observer buffers are left untouched.
+    def build():
+        torch.manual_seed(0)
+        model = nn.Sequential(tq.QuantStub(), nn.Conv2d(3, 4, 3), nn.ReLU(), tq.DeQuantStub()).train()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.qconfig = tq.QConfig(activation=tq.FakeQuantize.with_args(observer=tq.MovingAverageMinMaxObserver),
+                                       weight=tq.default_weight_fake_quant)
+            tq.prepare_qat(model, inplace=True)
+            model(torch.randn(4, 3, 8, 8))
+        return model
+
+    observing = build()
+    before = {k: v.clone() for k, v in observing.state_dict().items()}
+    counted = ms.count(observing, (1, 3, 8, 8))
+    quiet = build().apply(tq.disable_observer)
+    assert counted.mults == ms.count(quiet, (1, 3, 8, 8)).mults
+    # conv 27 mults per output x 4*6*6 outputs, ReLU 144
+    assert counted.mults == 27 * 144 + 144
+    assert all(torch.equal(before[k], v) for k, v in observing.state_dict().items())
