@@ -285,6 +285,7 @@ def _build_report(model, tracer: Tracer, conv: Convention, batch: int, inputs, o
         return r
 
     tensor_rows: list[TensorRow] = []
+    seen_labels: Counter[str] = Counter()
     params_by_bits: Counter[int] = Counter()
     warnings: list[str] = []
     for s in stored:
@@ -302,7 +303,9 @@ def _build_report(model, tracer: Tracer, conv: Convention, batch: int, inputs, o
         params_by_bits[b] += s.stats.numel
         if not s.stats.finite:
             warnings.append(f"{s.label} holds NaN or Inf values")
-        tensor_rows.append(TensorRow(s.label, s.module, s.shape, s.stats.numel, s.stats.nonzeros, b,
+        seen_labels[s.label] += 1
+        label = s.label if seen_labels[s.label] == 1 else f"{s.label} (derived {seen_labels[s.label]})"
+        tensor_rows.append(TensorRow(label, s.module, s.shape, s.stats.numel, s.stats.nonzeros, b,
                                      priced.values, priced.mask_bits, priced.block, priced.storage,
                                      s.stats.finite))
     mults_by_bits: Counter[int] = Counter()

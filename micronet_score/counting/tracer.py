@@ -178,6 +178,17 @@ class Tracer(TorchDispatchMode):
         for name, b in model.named_buffers(remove_duplicate=True):
             self.tensor_names.setdefault(id(b), name)
         self._model_tensors = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
+        self.metadata: set[int] = set()  # inner tensors of quantized subclasses that are not the data
+        for name, t in [*model.named_parameters(remove_duplicate=True), *model.named_buffers(remove_duplicate=True)]:
+            inner = _inner_tensors(t)
+            if not inner:
+                continue
+            data = max(inner, key=lambda x: x.numel())  # torchao & co: the quantized values; the rest is metadata
+            for x in inner:
+                self.tensor_names.setdefault(id(x), name)
+                self._model_tensors[id(x)] = x
+                if x is not data:
+                    self.metadata.add(id(x))
         self.stack: list[str] = [""]
         self.calls: Counter[str] = Counter()
         self.dep = IdMap()  # tensor -> (producer event, bits or None)
@@ -268,11 +279,14 @@ class Tracer(TorchDispatchMode):
             return info.bits
         return dtype_bits(t.dtype)
 
-    def _register_stored(self, t: torch.Tensor, info: _Static) -> StoredTensor:
+    def _register_stored(self, t: torch.Tensor, info: _Static) -> StoredTensor | None:
         if info.root is not None:
             root_info = self._static_info(info.root)
             if root_info is not None and (root_info.bits == info.bits or info.bits is None):
                 t, info = info.root, root_info
+        if id(t) in self.metadata and self._model_tensors.get(id(t)) is t:
+            self.used_sources.update(info.sources)  # a quantized weight's scale or zero point
+            return None
         key = self._key(t, info)
         entry = self.stored.get(key)
         if entry is None:
@@ -295,6 +309,10 @@ class Tracer(TorchDispatchMode):
                 return user.activation
             return dep[1] if dep[1] is not None else dtype_bits(t.dtype)
         info = self._static_info(t)
+        if info is not None and info.root is not None and info.bits is None:
+            root_info = self._static_info(info.root)
+            if root_info is not None:
+                t, info = info.root, root_info
         if info is not None and info.sources:
             entry = self.stored.get(self._key(t, info))
             return entry.bits if entry is not None else self.stored_bits(t, info, self._owner(info.sources))
@@ -695,6 +713,23 @@ def canonical_name(source: str) -> str:
             leaf = leaf[: -len(suffix)]
             break
     return f"{base}.{leaf}" if base else leaf
+
+
+def _inner_tensors(t: torch.Tensor) -> list[torch.Tensor]:
+    """The plain tensors inside a traceable tensor subclass (torchao's quantized weights), recursively."""
+    flatten = getattr(t, "__tensor_flatten__", None)
+    if flatten is None or type(t) in (torch.Tensor, torch.nn.Parameter):
+        return []
+    try:
+        names, _ = flatten()
+    except Exception:  # pragma: no cover - subclasses that cannot flatten
+        return []
+    found: list[torch.Tensor] = []
+    for name in names:
+        inner = getattr(t, name, None)
+        if isinstance(inner, torch.Tensor):
+            found.extend(_inner_tensors(inner) or [inner])
+    return found
 
 
 def _observer_types() -> tuple[type, ...]:

@@ -3,9 +3,9 @@ dependency of micronet-score). Tried with torchao 0.18.0.
 
 torchao replaces a Linear's weight parameter by a tensor subclass (``Int8Tensor`` for
 ``Int8WeightOnlyConfig``) whose forward runs plain aten ops on its inner tensors: ``t`` of the int8 ``qdata``,
-``_to_copy`` to float32, ``mm``, ``mul`` by the per-row scale, ``add_`` of the bias. The engine does not know
-``qdata`` belongs to the ``0.weight`` parameter, so today the weight is not stored at all (it is listed in
-``report.unused``) and, with only float tensors left, the freebie prices everything at 16 bits.
+``_to_copy`` to float32, ``mm``, ``mul`` by the per-row scale, ``add_`` of the bias. The engine maps the inner
+tensors of such a subclass to its parameter: the int8 ``qdata`` is the stored weight (8 bits, its own
+non-zeros) and the scale and zero point are the format's metadata.
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ def test_torchao_int8_weight_only_runs_and_counts_the_matmul():
     assert (r.mults, r.adds) == (128 + 8, 8 * 16)
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a torchao tensor-subclass weight (Int8Tensor) is not read as a "
-                   "stored tensor: '0.weight' is in report.unused, params == 8 (bias only), freebie on at 16 bits")
 def test_torchao_int8_weight_only_weight_is_stored_at_8_bits():
     model = int8_weight_only_linear()
     qdata = model[0].weight.qdata
@@ -51,3 +49,19 @@ def test_torchao_int8_weight_only_weight_is_stored_at_8_bits():
     assert r.params_by_bits.get(8) == 128
     assert r.nonzero_params == int(torch.count_nonzero(qdata)) + 8
     assert not r.freebie  # an 8-bit weight switches the freebie off
+
+
+def test_torchao_dynamic_int8_activation_and_weight():
+    model = nn.Sequential(nn.Linear(16, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torchao_quantization.quantize_(model, torchao_quantization.Int8DynamicActivationInt8WeightConfig())
+    qdata = model[0].weight.qdata
+    r = ms.count(model, (1, 16))
+    assert r.unsupported == {}
+    # the int8 x int8 product (aten._int_mm) runs at 8 bits: one multiply per non-zero int8 weight (one row);
+    # the activation's runtime quantization (min/max, scale, rounding) is counted too, at 32 bits.
+    assert r.mults_by_bits.get(8, 0) >= int(torch.count_nonzero(qdata))
+    int8_rows = [t for t in r.tensors if t.bits == 8]
+    assert len(int8_rows) == 1 and int8_rows[0].shape == (8, 16)
+    assert int8_rows[0].nonzero_params == int(torch.count_nonzero(qdata))

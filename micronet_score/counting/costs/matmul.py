@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from micronet_score.counting.registry import Cost, OpCall, aten, register
+from micronet_score.counting.registry import Cost, OpCall, aten, maybe, register
 
 
 def _product(call: OpCall, a: torch.Tensor, b: torch.Tensor, bias: object) -> Cost:
@@ -34,7 +34,7 @@ def _scaling(call: OpCall, bias: object) -> int:
     return (outputs if alpha != 1 else 0) + (outputs if bias is not None and beta not in (0, 1) else 0)
 
 
-@register(aten.mm, aten.bmm, kind="linear")
+@register(aten.mm, aten.bmm, *maybe("_int_mm"), kind="linear")
 def mm(call: OpCall) -> Cost:
     return _product(call, call.args[0], call.args[1], None)
 
