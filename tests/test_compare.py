@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import importlib
 import json
 
 import pytest
@@ -10,7 +11,6 @@ import torch
 from torch import nn
 
 import micronet_score as ms
-import micronet_score.compare as compare_module
 from micronet_score.compare import BitsChange, Change, Comparison, compare
 from micronet_score.compress import FakeQuant, LayerUnstructured, calibrate, prune_, quantize_
 
@@ -165,5 +165,6 @@ def test_change_arithmetic_and_errors():
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(compare_module, optionflags=doctest.ELLIPSIS)
+    # ms.compare (the function) shadows the submodule attribute: fetch the module itself
+    result = doctest.testmod(importlib.import_module("micronet_score.compare"), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
