@@ -5,7 +5,7 @@ in a fresh subprocess (so the peak resident set is the scan's own), and appends 
 ``benchmarks/results/checkpoint_throughput.{md,json}``. The files are deleted at the end.
 
     .venv/bin/python benchmarks/checkpoint_throughput.py [--size-gb 2.5] [--dtypes float32,bfloat16]
-        [--sparsity 0.6] [--repeats 3] [--chunk-mb 64] [--threads 1,2] [--dir /tmp]
+        [--sparsity 0.6] [--repeats 3] [--chunk-mb 16] [--threads 1,2] [--dir /tmp]
 
 "warm": the file is in the page cache (the child reads it once before timing). "cold": the file's pages are
 dropped from the page cache first (posix_fadvise(DONTNEED) on that file only), so the scan reads the disk.
@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--sparsity", type=float, default=0.6, help="fraction of zeros")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--chunk-mb", type=int, default=64)
+    parser.add_argument("--chunk-mb", type=int, default=16)
     parser.add_argument("--threads", default="1,2", help="torch intra-op thread counts to measure, comma-separated")
     parser.add_argument("--dir", default=None, help="where to write the temporary files (default: the system temp)")
     parser.add_argument("--no-save", action="store_true", help="print only; do not append to benchmarks/results/")
