@@ -192,9 +192,10 @@ def _precision_lookup(model: torch.nn.Module, bits: BitsSpec | None):
 
 
 # ---------------------------------------------------------------------- report building
-def _fold(tracer: Tracer, conv: Convention) -> list[StoredTensor]:
+def _fold(tracer: Tracer, conv: Convention, warnings: list[str]) -> list[StoredTensor]:
     """Decide every batch norm: folded into its producer, or a per-channel affine. Returns the extra stored
-    tensors (folded biases, affine scale/shift)."""
+    tensors (folded biases, affine scale/shift); NaN/Inf in a norm that leaves no tensor of its own is added to
+    ``warnings``."""
     extra: list[StoredTensor] = []
     events = tracer.events
     for event in events:
@@ -207,12 +208,14 @@ def _fold(tracer: Tracer, conv: Convention) -> list[StoredTensor]:
                     and target.channels == bn.channels)
         if foldable:
             event.mults = event.adds = 0
+            stats = _folded_bias(bn)
             if not target.has_bias:
                 producer.adds += target.per_channel * target.active
                 target.has_bias = True
-                stats = _folded_bias(bn)
                 extra.append(StoredTensor(f"{producer.module}.bias (folded {bn.owner})", producer.module,
                                           (bn.channels,), bn.bits, stats))
+            elif not stats.finite:  # merged into the producer's own bias: flag the norm itself
+                warnings.append(f"{bn.owner} (folded into {producer.module}) holds NaN or Inf values")
             continue
         scale, shift = _affine(bn)
         extra.append(StoredTensor(f"{bn.owner}.scale", bn.owner, (bn.channels,), bn.bits, scale))
@@ -262,7 +265,8 @@ def _per_example(total: float, batch: int) -> float:
 
 
 def _build_report(model, tracer: Tracer, conv: Convention, batch: int, inputs, output) -> Report:
-    stored = list(tracer.stored.values()) + _fold(tracer, conv)
+    warnings: list[str] = []
+    stored = list(tracer.stored.values()) + _fold(tracer, conv, warnings)
     events: list[Event] = tracer.events
     widths = {s.bits for s in stored} | {e.mult_bits for e in events if e.mults} | tracer.activation_widths
     if conv.freebie is None:
@@ -287,7 +291,6 @@ def _build_report(model, tracer: Tracer, conv: Convention, batch: int, inputs, o
     tensor_rows: list[TensorRow] = []
     seen_labels: Counter[str] = Counter()
     params_by_bits: Counter[int] = Counter()
-    warnings: list[str] = []
     for s in stored:
         b = eff(s.bits)
         priced = price(s.stats, b, conv.mask_policy)
