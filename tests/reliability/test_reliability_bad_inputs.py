@@ -223,13 +223,7 @@ def test_nan_in_an_unfolded_batch_norm_is_flagged():
     assert any("NaN or Inf" in w for w in report.warnings)
 
 
-_FOLD_NAN_BUG = pytest.mark.xfail(
-    strict=True, reason="engine._fold measures the folded norm's values (_folded_bias) only when the conv has no "
-    "bias of its own (`if not target.has_bias`): with a conv bias, NaN/Inf in the norm's weight, bias or "
-    "running statistics is never flagged, although the folded weight and bias are NaN/Inf")
-
-
-@pytest.mark.parametrize("conv_bias", [False, pytest.param(True, marks=_FOLD_NAN_BUG)])
+@pytest.mark.parametrize("conv_bias", [False, True])
 @pytest.mark.parametrize("tensor", ["weight", "bias", "running_mean", "running_var"])
 def test_nan_in_a_folded_batch_norm_is_flagged(tensor, conv_bias):
     model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=conv_bias), nn.BatchNorm2d(4)).eval()
