@@ -110,6 +110,13 @@ def _count(args: argparse.Namespace) -> int:
     from micronet_score import rules as rules_mod
 
     ruleset = rules_mod.get(args.rules) if args.rules else None
+    if args.accuracy is not None:
+        if ruleset is None:
+            raise CliError("--accuracy needs --rules (the threshold to check it against)")
+        try:
+            rules_mod.accuracy_fraction(args.accuracy)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     model, default_shape = resolve_model(args.model, parse_kwargs(args.arg))
     if args.weights:
         from micronet_score.loading import load_weights

@@ -63,3 +63,11 @@ def test_models_and_rules_listing(capsys):
     assert "efficientnet-b0" in capsys.readouterr().out
     assert main(["rules"]) == 0
     assert "micronet-2019-imagenet" in capsys.readouterr().out
+
+
+def test_accuracy_is_checked_before_counting(capsys):
+    assert main(["count", "resnet18-cifar", "--rules", "micronet-2019-cifar100", "--accuracy", "90"]) == 2
+    assert "fraction" in capsys.readouterr().err
+    assert main(["count", "resnet18-cifar", "--accuracy", "0.9"]) == 2
+    assert main(["count", "resnet18-cifar", "--rules", "micronet-2019-cifar100", "--accuracy", "0.8"]) == 0
+    assert "passes the threshold" in capsys.readouterr().out
