@@ -142,7 +142,9 @@ def scan_checkpoint(path: str | os.PathLike[str], *, chunk_bytes: int = DEFAULT_
 
     The format is read from the file's first bytes: safetensors (needs the ``safetensors`` package) or a PyTorch
     zip checkpoint holding a state dict (a mapping of names to tensors) or a dict with one under ``"state_dict"``
-    or ``"model"``. ``chunk_bytes`` bounds the bytes of one counting step. Raises :class:`CheckpointError` for
+    or ``"model"``. ``chunk_bytes`` bounds the tensor bytes read per step, and with them (on Linux) the pages of
+    the file resident at once: the peak RSS stays about ``chunk_bytes`` above the interpreter's whatever the
+    checkpoint's size. Counting runs on the calling thread. Raises :class:`CheckpointError` for
     anything else (not a checkpoint, truncated, legacy pickle format, objects other than tensors, classes that
     a weights-only load refuses) and :class:`FileNotFoundError` for a missing file.
     """
