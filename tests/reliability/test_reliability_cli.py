@@ -153,10 +153,11 @@ def test_bad_options_are_usage_errors(capsys):
     assert out == "" and "--bits" in err
 
 
-@pytest.mark.parametrize("extra, needle", [
-    (["--weights", "/nonexistent/weights.pt"], "does not exist"),
-    (["--rules", "/nonexistent/rules.toml"], "does not exist"),
-    (["--rules", "micronet-2019-cifar100", "--accuracy", "1.5", "--json"], "accuracy"),
+@pytest.mark.parametrize("extra, code, needle", [
+    (["--weights", "/nonexistent/weights.pt"], 1, "does not exist"),
+    (["--rules", "/nonexistent/rules.toml"], 1, "does not exist"),
+    # a malformed value is a usage error (2), refused before the model is even built
+    (["--rules", "micronet-2019-cifar100", "--accuracy", "1.5", "--json"], 2, "accuracy"),
 ])
-def test_bad_files_and_values_fail_before_anything_is_printed(capsys, factories, extra, needle):
-    _fails(capsys, ["count", f"{factories}:good", "--input", "1,3,8,8", *extra], 1, needle)
+def test_bad_files_and_values_fail_before_anything_is_printed(capsys, factories, extra, code, needle):
+    _fails(capsys, ["count", f"{factories}:good", "--input", "1,3,8,8", *extra], code, needle)
