@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from tabulate import tabulate
 
 from micronet_score.errors import InputError
+from micronet_score.render import format_count
 from micronet_score.report import LayerRow, Report
 
 if TYPE_CHECKING:
@@ -268,14 +269,6 @@ def _layer(name: str, before: LayerRow | None, after: LayerRow | None) -> LayerC
 
 
 # --------------------------------------------------------------------------------------------- rendering
-def _num(value: float | int | None) -> str:
-    if value is None:
-        return "?"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.2f}"
-    return f"{int(value):,}"
-
-
 def _one_decimal(value: float | int | None) -> str:
     return "?" if value is None else f"{value:,.1f}"
 
@@ -286,7 +279,7 @@ def _signed(value: float | int | None) -> str:
     return f"{value:+,.1f}" if round(value, 1) != 0 else "0"
 
 
-def _cell(change: Change, fmt=_num) -> str:
+def _cell(change: Change, fmt=format_count) -> str:
     if not change.changed:
         return fmt(change.before)
     return f"{fmt(change.before)} → {fmt(change.after)}"

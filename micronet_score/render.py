@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from micronet_score.rules.score import Score
 
 
-def _num(value: float | int | None) -> str:
+def format_count(value: float | int | None) -> str:
     if value is None:
         return "?"
     if isinstance(value, float) and not value.is_integer():
@@ -48,11 +48,11 @@ def report_table(report: Report, depth: int | None = None, tablefmt: str = "simp
             current[10] |= set(layer.mult_bits)
     body = []
     for r in rows.values():
-        body.append([r[0], r[1], _num(r[2]), _num(r[3]), _num(r[4]), _num(r[5]), _num(r[6]),
+        body.append([r[0], r[1], format_count(r[2]), format_count(r[3]), format_count(r[4]), format_count(r[5]), format_count(r[6]),
                      f"{r[7]:,.1f}", f"{r[8]:,.1f}", _bits(tuple(sorted(r[9]))), _bits(tuple(sorted(r[10]))),
                      r[11] or ""])
-    body.append(["total", "", _num(report.params), _num(report.nonzero_params), _num(report.mask_bits),
-                 _num(report.mults), _num(report.adds), f"{report.param_storage:,.1f}", f"{report.math_ops:,.1f}",
+    body.append(["total", "", format_count(report.params), format_count(report.nonzero_params), format_count(report.mask_bits),
+                 format_count(report.mults), format_count(report.adds), f"{report.param_storage:,.1f}", f"{report.math_ops:,.1f}",
                  _bits(tuple(report.params_by_bits)), _bits(tuple(report.mults_by_bits)),
                  report.unsupported_total or ""])
     headers = ["layer", "type", "params", "nonzero", "mask bits", "mults", "adds", "param storage",
@@ -63,8 +63,8 @@ def report_table(report: Report, depth: int | None = None, tablefmt: str = "simp
 
 def report_summary(report: Report) -> str:
     lines = [
-        f"{report.model or 'model'}: {report.params:,} parameters ({_num(report.nonzero_params)} non-zero, "
-        f"{report.mask_bits:,} mask bits), {_num(report.mults)} mults, {_num(report.adds)} adds per example",
+        f"{report.model or 'model'}: {report.params:,} parameters ({format_count(report.nonzero_params)} non-zero, "
+        f"{report.mask_bits:,} mask bits), {format_count(report.mults)} mults, {format_count(report.adds)} adds per example",
         f"32-bit equivalents: parameter storage {report.param_storage:,.2f}, math ops {report.math_ops:,.2f} "
         f"(convention {report.convention}, freebie {'on' if report.freebie else 'off'}, "
         f"adds at {report.accumulator_bits} bits)",

@@ -223,19 +223,27 @@ def _fold(tracer: Tracer, conv: Convention, warnings: list[str]) -> list[StoredT
     return extra
 
 
-def _folded_bias(bn) -> StorageStats:
-    """The bias a folded norm leaves: beta - mean * gamma / sqrt(var + eps), measured (zeros, NaN/Inf)."""
-    if _meta(bn):
-        return StorageStats(bn.channels, None)
+def _scale_shift(bn) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A norm's per-channel affine: scale gamma / sqrt(var + eps) and shift beta - mean * scale (None when its
+    values are unknown or it has no running statistics)."""
     weight, bias, mean, var = bn.tensors
-    if mean is None or var is None:
-        return StorageStats(bn.channels, bn.channels)
+    if _meta(bn) or mean is None or var is None:
+        return None
     scale = torch.rsqrt(var.float() + bn.eps)
     if weight is not None:
         scale = scale * weight.float()
     shift = -mean.float() * scale
     if bias is not None:
         shift = shift + bias.float()
+    return scale, shift
+
+
+def _folded_bias(bn) -> StorageStats:
+    """The bias a folded norm leaves (its shift), measured: zeros, and NaN/Inf in either half."""
+    affine = _scale_shift(bn)
+    if affine is None:
+        return StorageStats(bn.channels, None if _meta(bn) else bn.channels)
+    scale, shift = affine
     stats = measure(shift, "when-zeros")
     finite = stats.finite and bool(torch.isfinite(scale).all())
     return StorageStats(bn.channels, stats.nonzeros, stats.options, finite)
@@ -246,17 +254,11 @@ def _meta(bn) -> bool:
 
 
 def _affine(bn) -> tuple[StorageStats, StorageStats]:
-    """Non-zeros of the per-channel scale gamma/sqrt(var+eps) and shift beta - mean*scale."""
-    weight, bias, mean, var = bn.tensors
-    if _meta(bn) or mean is None or var is None:
+    """Non-zeros of an unfolded norm's two stored vectors, scale and shift."""
+    affine = _scale_shift(bn)
+    if affine is None:
         return StorageStats(bn.channels, None), StorageStats(bn.channels, None)
-    scale = torch.rsqrt(var.float() + bn.eps)
-    if weight is not None:
-        scale = scale * weight.float()
-    shift = -mean.float() * scale
-    if bias is not None:
-        shift = shift + bias.float()
-    return measure(scale), measure(shift)
+    return measure(affine[0]), measure(affine[1])
 
 
 def _per_example(total: float, batch: int) -> float:
