@@ -97,6 +97,27 @@ def test_block_boundaries_of_the_counter(tmp_path, tensors, monkeypatch, block):
         assert scan_checkpoint(tmp_path / "s.pt").nonzeros == expected == (3 if dtype == torch.float16 else 4)
 
 
+@pytest.mark.parametrize("block", [2, 32768])
+def test_every_dtype_against_count_nonzero(tmp_path, monkeypatch, block):
+    """Blocks go through |sign(x)| summed (NaN blocks recounted by comparison): same as count_nonzero."""
+    monkeypatch.setattr(checkpoint, "_BLOCK", block)
+    gen = torch.Generator().manual_seed(1)
+    base = torch.randn(1000, generator=gen)
+    base[torch.rand(1000, generator=gen) < 0.5] = 0.0
+    base[7], base[300], base[301], base[999] = float("nan"), -0.0, float("inf"), float("-inf")
+    sd = {str(dtype).removeprefix("torch."): base.to(dtype) for dtype in (torch.float16, torch.bfloat16,
+                                                                             torch.float32, torch.float64)}
+    ints = (base.nan_to_num(0.0, 0.0, 0.0) * 100).round()
+    ints[0], ints[1] = -32768, 32767
+    for dtype in (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64):
+        sd[str(dtype).removeprefix("torch.")] = ints.to(dtype)
+    sd["complex64"] = torch.complex(base.nan_to_num(0.0), torch.zeros(1000))
+    torch.save(sd, tmp_path / "dtypes.pt")
+    stats = scan_checkpoint(tmp_path / "dtypes.pt")
+    for name, t in sd.items():
+        assert stats[name].nonzeros == int(torch.count_nonzero(t)), name
+
+
 def test_same_counts_both_formats_and_chunk_sizes(tmp_path):
     gen = torch.Generator().manual_seed(0)
     big = {"a": torch.randn(37, 53, generator=gen), "b": torch.randn(3, 5, 7, 11, generator=gen)}
