@@ -413,7 +413,8 @@ def disagreement(tool: str, info: dict[str, Any], reference: int, ms_info: dict[
         parts = [f"conv/linear {'agree' if core == reference else f'{core - reference:+,}'}"]
         if extra:
             parts.append("adds " + ", ".join(_fmt_part(k, v) for k, v in extra.items())
-                         + " (batch norm counted at 1 per element although it folds into the conv)"
+                         + " (batch norm at 1 per element, folded or not; micronet-score folds a batch norm that "
+                           "only a conv feeds and prices the others at 1 mult + 1 add per element)"
                          * ("batch_norm" in extra))
         if skipped:
             parts.append("skips " + ", ".join(f"{k.replace('aten::', '')} x{v}" for k, v in sorted(skipped.items())))
@@ -428,8 +429,9 @@ def disagreement(tool: str, info: dict[str, Any], reference: int, ms_info: dict[
         if extra:
             parts.append("adds " + ", ".join(_fmt_part(k, v) for k, v in extra.items()))
         if tool == "thop":
-            parts.append("modules only: functional calls (F.relu, F.avg_pool2d, residual +, torch.cat, x * s) "
-                         "are not seen; ReLU costs 0; SiLU/Sigmoid/Hardswish modules have no rule")
+            parts.append("BatchNorm at 2 per element (normalise + affine); modules only: functional calls "
+                         "(F.relu, F.avg_pool2d, residual +, torch.cat, x * s) are not seen; nn.ReLU and max-pool "
+                         "cost 0; nn.SiLU/Sigmoid/Hardswish have no rule (0)")
         else:
             parts.append("modules plus patched F.* and torch.add/mul/matmul calls; Python operators "
                          "(x + y, x * s) are not seen")
