@@ -182,11 +182,11 @@ def test_dict_input():
 
 
 # ---------------------------------------------------------------------- the 7B configuration
-def test_7b_counts_fast_in_little_memory():
-    """The full LLaMA-7B configuration on meta: exact closed-form counts in under ~5 s and under 1 GiB RSS.
+def test_7b_counts_exactly_in_little_memory():
+    """The full LLaMA-7B configuration on meta: exact closed-form counts, under 1 GiB RSS, no weight allocated.
 
-    Runs in a fresh interpreter so that ru_maxrss is this count's (plus the interpreter and torch). The time is
-    the best of two counts (build included) to damp the load of a shared machine.
+    Runs in a fresh interpreter so that ru_maxrss is this count's (plus the interpreter and torch). How long it
+    takes is measured in benchmarks/ (tests never assert on time); the seconds are printed for the log.
     """
     script = textwrap.dedent(f"""
         import importlib.util, json, resource, sys, time
@@ -211,4 +211,4 @@ def test_7b_counts_fast_in_little_memory():
     assert result["mults"] == 14_649_554_898_944  # 7.15 G mults per token
     assert result["unsupported"] == {}
     assert result["rss_mib"] < 1024, f"peak RSS {result['rss_mib']:.0f} MiB"
-    assert result["seconds"] < 5.0, f"counting the 7B model took {result['seconds']:.2f} s"
+    print(f"7B count: {result['seconds']:.2f} s, peak RSS {result['rss_mib']:.0f} MiB")
