@@ -31,6 +31,7 @@ import pickle
 import struct
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -319,7 +320,9 @@ def _scan_torch(path: str, chunk_bytes: int) -> tuple[list[TensorStats], str | N
 
 def _read_torch(path: str, chunk_bytes: int, releaser: _PageReleaser) -> tuple[list[TensorStats], str | None]:
     try:
-        obj = torch.load(path, mmap=True, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():  # torch's own notices (TypedStorage, pickle protocol) are not the user's
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, mmap=True, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as exc:
         first = next((line.strip() for line in str(exc).splitlines() if "Unsupported" in line
                       or "global" in line.lower()), str(exc).strip().splitlines()[0] if str(exc).strip() else "")
