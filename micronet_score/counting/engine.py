@@ -13,6 +13,7 @@ import torch
 from micronet_score.bits import FREEBIE_BITS, Precision, weigh
 from micronet_score.convention import Convention, get_convention
 from micronet_score.counting.inputs import InputsLike, check_devices, flat_tensors, prepare_inputs
+from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.storage import StorageStats, measure, price
 from micronet_score.counting.tracer import AttentionMode, Event, StoredTensor, Tracer
 from micronet_score.errors import ForwardError, InputError, MicronetError
@@ -62,8 +63,9 @@ def count(
                          "nn.Module whose forward calls it")
     conv = get_convention(convention).with_options(freebie=freebie, accumulator_bits=accumulator_bits)
     conv = _validated(conv, freebie)
-    precision_of = _precision_lookup(model, bits)
-    args, kwargs = prepare_inputs(model, inputs)
+    index = ModelIndex.of(model)
+    precision_of = _precision_lookup(index, bits)
+    args, kwargs = prepare_inputs(index, inputs)
     tensors = flat_tensors((args, kwargs))
     if not tensors:
         raise InputError("inputs hold no tensor: pass a tensor, a tuple of tensors, a dict or a shape")
@@ -74,12 +76,12 @@ def count(
         args, kwargs = _to_meta(args), _to_meta(kwargs)
         tensors = flat_tensors((args, kwargs))
     else:
-        check_devices(model, tensors)
+        check_devices(index, tensors)
     batch = tensors[0].shape[0] if tensors[0].dim() > 0 else 1
-    tracer = Tracer(model, precision_of, strict=strict, mask_policy=conv.mask_policy, shapes_only=shapes_only)
+    tracer = Tracer(index, precision_of, strict=strict, mask_policy=conv.mask_policy, shapes_only=shapes_only)
     for t in tensors:
         tracer.mark_input(t)
-    with _inference_run(model, tracer) as run:
+    with _inference_run(model, index, tracer) as run:
         try:
             output = model(*args, **kwargs)
         except MicronetError:
@@ -127,14 +129,15 @@ class _Run:
 
 
 @contextlib.contextmanager
-def _inference_run(model: torch.nn.Module, tracer: Tracer) -> Iterator[_Run]:
+def _inference_run(model: torch.nn.Module, index: ModelIndex, tracer: Tracer) -> Iterator[_Run]:
     """Eval mode, no grad, hooks, the modes, and a forked RNG; everything put back even when forward raises."""
-    modes = [(m, m.training) for m in model.modules()]
+    modes = [(m, m.training) for _, m in index.modules]
     pre = torch.nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
     post = torch.nn.modules.module.register_module_forward_hook(tracer.post_hook)
-    devices = [t.device.index or 0 for t in model.parameters() if t.device.type == "cuda"][:1]
+    devices = [t.device.index or 0 for _, t in index.parameters if t.device.type == "cuda"][:1]
     try:
-        model.eval()
+        for m, _ in modes:
+            m.training = False
         with torch.random.fork_rng(devices=devices), torch.no_grad(), AttentionMode(tracer), tracer:
             yield _Run()
     finally:
@@ -145,13 +148,13 @@ def _inference_run(model: torch.nn.Module, tracer: Tracer) -> Iterator[_Run]:
         tracer.restore()
 
 
-def _precision_lookup(model: torch.nn.Module, bits: BitsSpec | None):
+def _precision_lookup(index: ModelIndex, bits: BitsSpec | None):
     """module name -> Precision or None, from names (a name covers its descendants) and types."""
     if not bits:
         return lambda name: None
     by_name: dict[str, Precision] = {}
     by_type: list[tuple[type, Precision]] = []
-    names = {n for n, _ in model.named_modules()}
+    names = {n for n, _ in index.modules}
     for key, value in bits.items():
         precision = Precision.of(value)
         if isinstance(key, type):
@@ -164,7 +167,7 @@ def _precision_lookup(model: torch.nn.Module, bits: BitsSpec | None):
             by_name[key] = precision
         else:
             raise InputError(f"bits keys must be module names or module types, got {key!r}")
-    types = {n: type(m) for n, m in model.named_modules()}
+    types = {n: type(m) for n, m in index.modules}
     cache: dict[str, Precision | None] = {}
 
     def lookup(name: str) -> Precision | None:

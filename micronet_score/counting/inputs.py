@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from micronet_score.counting.model_index import ModelIndex
 from micronet_score.errors import InputError
 
 InputsLike = Any  # Tensor | tuple[Tensor, ...] | dict[str, Tensor] | Sequence[int] | torch.Size
@@ -18,21 +19,13 @@ def _is_shape(value: Any) -> bool:
     )
 
 
-def model_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+def model_device_dtype(model: torch.nn.Module | ModelIndex) -> tuple[torch.device, torch.dtype]:
     """Device of the first parameter or buffer, and the first floating dtype (float32 if none)."""
-    device = torch.device("cpu")
-    dtype = torch.float32
-    found_device = False
-    for t in (*model.parameters(), *model.buffers()):
-        if not found_device:
-            device, found_device = t.device, True
-        if t.is_floating_point():
-            dtype = t.dtype
-            break
-    return device, dtype
+    index = model if isinstance(model, ModelIndex) else ModelIndex.of(model)
+    return index.device_dtype()
 
 
-def prepare_inputs(model: torch.nn.Module, inputs: InputsLike) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def prepare_inputs(model: torch.nn.Module | ModelIndex, inputs: InputsLike) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Positional and keyword arguments for ``model``.
 
     A shape (tuple/list of ints, torch.Size) becomes a random tensor of the model's floating dtype on its
@@ -88,11 +81,12 @@ def flat_tensors(value: Any) -> list[torch.Tensor]:
     return []
 
 
-def check_devices(model: torch.nn.Module, tensors: list[torch.Tensor]) -> None:
+def check_devices(model: torch.nn.Module | ModelIndex, tensors: list[torch.Tensor]) -> None:
     """Refuse inputs on another device than the model's parameters, naming both and the fix."""
-    if next(iter((*model.parameters(), *model.buffers())), None) is None:
+    index = model if isinstance(model, ModelIndex) else ModelIndex.of(model)
+    if not index.tensors:
         return  # a model without tensors runs wherever its inputs are
-    device, _ = model_device_dtype(model)
+    device, _ = index.device_dtype()
     for t in tensors:
         if t.device.type != device.type:
             raise InputError(

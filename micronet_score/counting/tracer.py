@@ -23,6 +23,7 @@ from micronet_score.bits import Precision, dtype_bits, range_bits
 from micronet_score.counting import costs as _costs  # noqa: F401  (fills the registry)
 from micronet_score.counting import shapes
 from micronet_score.counting.costs.attention import attention_cost
+from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.registry import ChannelStats, OpCall, is_free, lookup, op_name
 from micronet_score.counting.storage import StorageStats, count_nonzero, integer_values, is_finite, measure
 from micronet_score.errors import CountingError, UnsupportedOpError
@@ -155,7 +156,7 @@ class Tracer(TorchDispatchMode):
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        index: ModelIndex,
         precision_of: Any,
         strict: bool = False,
         mask_policy: str = "cheaper",
@@ -169,17 +170,13 @@ class Tracer(TorchDispatchMode):
         self.precision_of = precision_of  # module name -> Precision | None
         self.module_names: dict[int, str] = {}
         self.module_types: dict[str, str] = {}
-        for name, module in model.named_modules():
+        for name, module in index.modules:
             self.module_names.setdefault(id(module), name)
             self.module_types.setdefault(name, type(module).__name__)
-        self.tensor_names: dict[int, str] = {}
-        for name, p in model.named_parameters(remove_duplicate=True):
-            self.tensor_names.setdefault(id(p), name)
-        for name, b in model.named_buffers(remove_duplicate=True):
-            self.tensor_names.setdefault(id(b), name)
-        self._model_tensors = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
+        self.tensor_names: dict[int, str] = {id(t): name for name, t in index.tensors}
+        self._model_tensors = {id(t): t for _, t in index.tensors}
         self.metadata: set[int] = set()  # inner tensors of quantized subclasses that are not the data
-        for name, t in [*model.named_parameters(remove_duplicate=True), *model.named_buffers(remove_duplicate=True)]:
+        for name, t in index.tensors:
             inner = _inner_tensors(t)
             if not inner:
                 continue
