@@ -110,7 +110,8 @@ def count_nonzero(t: torch.Tensor, dim: int | None = None, finite: bool = True) 
     """Non-zeros of ``t`` (an int), or per index along ``dim`` (an int64 tensor).
 
     Branch-free: |sign(x)| summed, which is several times faster than ``torch.count_nonzero`` on weights whose
-    zeros are scattered. Falls back to the exact comparison when ``t`` holds NaN (sign(NaN) is NaN).
+    zeros are scattered. Falls back to the exact comparison when ``t`` holds NaN (torch's sign(NaN) is 0, yet
+    NaN is not zero).
     """
     if not finite or not (t.is_floating_point() or t.dtype in _INTEGER):
         ones = t != 0

@@ -95,3 +95,19 @@ def test_group_norm():
     r = ms.count(nn.GroupNorm(2, 4), (1, 4, 3, 3))
     assert r.mults == 2 * 21 + 36 * 2 == 114
     assert r.adds == 2 * 34 + 36 * 2 == 140
+
+
+def test_rms_norm_fused_cost_matches_the_decomposed_ops(fn_module):
+    # RMSNorm(8) on (1, 4, 8): 4 rows of n = 8. PyTorch on CPU runs it as separate ops: x^2 (8 mults), mean (7
+    # adds + 1 mult), + eps (1 add), rsqrt (1), x * r (8 mults), * weight (8 mults): 26 mults, 8 adds per row.
+    r = ms.count(nn.RMSNorm(8), (1, 4, 8))
+    assert (r.mults, r.adds) == (4 * 26, 4 * 8)
+    # the fused operator's cost function gives the same numbers
+    from micronet_score.counting.registry import OpCall, lookup
+
+    fused = getattr(torch.ops.aten, "_fused_rms_norm", None)
+    if fused is None:
+        return
+    x, w = torch.randn(1, 4, 8), torch.ones(8)
+    call = OpCall((x, [8], w, 1e-6), {}, x, None, lambda t: True, None)
+    assert tuple(lookup(fused).fn(call))[:2] == (4 * 26, 4 * 8)
