@@ -69,7 +69,9 @@ def measure(t: torch.Tensor, policy: str = "cheaper", nonzeros: int | None = Non
     if nonzeros == numel or numel == 0:
         return StorageStats(numel, nonzeros, (), finite)
     options = [SparseOption((1, 1), nonzeros, numel)]
-    if policy == "cheaper" and t.dim() >= 2:
+    # A block bitmask stores at least the non-zeros and one bit per block of at most 256 values, so it can only
+    # beat dense storage (at up to 64 bits a value) when zeros * 64 > numel / 256: skip the search otherwise.
+    if policy == "cheaper" and t.dim() >= 2 and (numel - nonzeros) * 64 * 256 > numel:
         options.extend(_block_options(t.reshape(t.shape[0], -1) != 0))
     return StorageStats(numel, nonzeros, tuple(options), finite)
 
