@@ -16,7 +16,7 @@ from micronet_score.counting.inputs import InputsLike, check_devices, flat_tenso
 from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.storage import StorageStats, measure, price
 from micronet_score.counting.tracer import AttentionMode, Event, StoredTensor, Tracer
-from micronet_score.errors import ForwardError, InputError, MicronetError
+from micronet_score.errors import ForwardError, InputError, MicronetError, UnsupportedOpError
 from micronet_score.report import LayerRow, Report, TensorRow
 
 BitsSpec = Mapping[Any, "int | Precision"]
@@ -31,7 +31,7 @@ def count(
     accumulator_bits: int | None = None,
     strict: bool = False,
     convention: str | Convention = "micronet",
-    shapes_only: bool = False,
+    shapes_only: bool | None = None,
     batch_size: int | None = None,
 ) -> Report:
     """Count the parameters and operations of one inference forward pass of ``model`` on ``inputs``.
@@ -45,10 +45,11 @@ def count(
 
     ``batch_size`` overrides the number of examples the counts are divided by (default: the first dimension of
     the first input tensor, or 1 when the forward itself unsqueezes an unbatched input).
-    ``shapes_only=True`` never computes activations: inputs and every input-dependent operator run on the
-    meta device (only shapes flow), while weights stay real so their non-zeros are still read. Use it for
-    large inputs or batches; a forward that needs activation values (data-dependent control flow) fails with
-    a clear error.
+    Activations are not needed for counting, only their shapes: with ``shapes_only=None`` (the default) the
+    input-dependent operators run on the meta device while weights stay real (so their non-zeros are read),
+    and if that forward fails (data-dependent control flow, an operator without a meta kernel) the model runs
+    again on real activations; the counts are the same either way. ``shapes_only=True`` insists on shapes (a
+    forward that needs values then fails with a clear error); ``False`` always computes real activations.
 
     The model runs once in eval mode under ``torch.no_grad()``; its parameters, buffers, training flags,
     hooks and the global RNG state are left exactly as they were.
@@ -72,10 +73,24 @@ def count(
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if shapes_only is None:  # auto: shapes alone when the forward allows it, real activations otherwise
+        if not tensors[0].is_meta:
+            try:
+                return _count_once(model, index, precision_of, conv, args, kwargs, True, strict, batch_size)
+            except (UnsupportedOpError, InputError):
+                raise
+            except Exception:  # noqa: BLE001 - the forward needs values (or a meta kernel is missing): run it
+                pass
+        shapes_only = False
+    return _count_once(model, index, precision_of, conv, args, kwargs, shapes_only, strict, batch_size)
+
+
+def _count_once(model, index, precision_of, conv, args, kwargs, shapes_only, strict, batch_size) -> Report:
+    """One traced forward pass; ``shapes_only`` runs the input-dependent operators on the meta device."""
     if shapes_only:
-        args, kwargs = _to_meta(args), _to_meta(kwargs)
-        tensors = flat_tensors((args, kwargs))
-    else:
+        args, kwargs = _to_meta((args, kwargs))
+    tensors = flat_tensors((args, kwargs))
+    if not shapes_only:
         check_devices(index, tensors)
     batch = tensors[0].shape[0] if tensors[0].dim() > 0 else 1
     tracer = Tracer(index, precision_of, strict=strict, mask_policy=conv.mask_policy, shapes_only=shapes_only)
@@ -108,13 +123,18 @@ def count(
     return _build_report(model, tracer, conv, batch, tensors, output)
 
 
-def _to_meta(value: Any) -> Any:
+def _to_meta(value: Any, memo: dict[int, torch.Tensor] | None = None) -> Any:
+    """``value`` with every tensor on the meta device; one tensor passed twice stays one tensor (a model may
+    test ``query is key``)."""
+    memo = {} if memo is None else memo
     if isinstance(value, torch.Tensor):
-        return value.to("meta")
+        if id(value) not in memo:
+            memo[id(value)] = value.to("meta")
+        return memo[id(value)]
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_meta(v) for v in value)
+        return type(value)(_to_meta(v, memo) for v in value)
     if isinstance(value, Mapping):
-        return {k: _to_meta(v) for k, v in value.items()}
+        return {k: _to_meta(v, memo) for k, v in value.items()}
     return value
 
 
@@ -296,6 +316,8 @@ def _build_report(model, tracer: Tracer, conv: Convention, batch: int, inputs, o
     tensor_rows: list[TensorRow] = []
     seen_labels: Counter[str] = Counter()
     params_by_bits: Counter[int] = Counter()
+    order = {name: i for i, name in enumerate(tracer.module_types)}
+    stored.sort(key=lambda s: (order.get(s.module, len(order)), s.label))  # the same whatever path ran
     for s in stored:
         b = eff(s.bits)
         priced = price(s.stats, b, conv.mask_policy)
@@ -332,7 +354,6 @@ def _build_report(model, tracer: Tracer, conv: Convention, batch: int, inputs, o
         adds_total += e.adds
     for module in tracer.unsupported:
         row(module)
-    order = {name: i for i, name in enumerate(tracer.module_types)}
     layers = []
     for name in sorted(rows, key=lambda n: order.get(n, len(order))):
         r = rows[name]

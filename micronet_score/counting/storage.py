@@ -56,14 +56,17 @@ class Priced:
         return (self.values * self.bits + self.mask_bits) / 32
 
 
-def measure(t: torch.Tensor, policy: str = "cheaper", nonzeros: int | None = None) -> StorageStats:
-    """Count non-zeros (unless given) and kept blocks of ``t`` (nothing for meta tensors)."""
+def measure(t: torch.Tensor, policy: str = "cheaper", nonzeros: int | None = None,
+            finite: bool | None = None) -> StorageStats:
+    """Count non-zeros and kept blocks of ``t`` (nothing for meta tensors); ``nonzeros`` and ``finite`` may be
+    passed in when already known."""
     numel = t.numel()
     if t.is_meta:
         return StorageStats(numel, None)
     if t.is_quantized:
         t = integer_values(t)
-    finite = is_finite(t)
+    if finite is None:
+        finite = is_finite(t)
     if nonzeros is None:
         nonzeros = count_nonzero(t, finite=finite)
     if nonzeros == numel or numel == 0:
@@ -97,6 +100,17 @@ def _block_options(mask: torch.Tensor) -> list[SparseOption]:
             kept = int(level.sum())
             options.append(SparseOption((1, bc), kept * bc, rows * (cols // bc)))
     return options
+
+
+def probe(t: torch.Tensor) -> tuple[bool, bool]:
+    """(no zero in ``t``, no NaN/Inf in ``t``) from one pass: the smallest and largest magnitude."""
+    if t.numel() == 0:
+        return True, True
+    if not t.is_floating_point():
+        return bool(torch.count_nonzero(t) == t.numel()), True
+    low, high = torch.aminmax(t.abs())
+    finite = bool(torch.isfinite(high))  # NaN and Inf both make the largest magnitude non-finite
+    return finite and bool(low != 0), finite
 
 
 def is_finite(t: torch.Tensor) -> bool:

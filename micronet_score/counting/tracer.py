@@ -25,7 +25,7 @@ from micronet_score.counting import shapes
 from micronet_score.counting.costs.attention import attention_cost
 from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.registry import ChannelStats, OpCall, is_free, lookup, op_name
-from micronet_score.counting.storage import StorageStats, count_nonzero, integer_values, is_finite, measure
+from micronet_score.counting.storage import StorageStats, count_nonzero, integer_values, measure, probe
 from micronet_score.errors import CountingError, UnsupportedOpError
 
 aten = torch.ops.aten
@@ -51,6 +51,8 @@ _DEQUANTIZE = {aten.dequantize}
 _SAME_VALUES = {getattr(aten, n) for n in (
     "t", "transpose", "permute", "view", "_unsafe_view", "reshape", "_reshape_alias", "expand", "unsqueeze",
     "squeeze", "alias", "detach", "clone", "contiguous", "as_strided", "lift_fresh", "_to_copy", "flatten",
+    # parts of a stored tensor: the tensor is stored whole, once, however it is sliced for use
+    "slice", "select", "narrow", "split", "split_with_sizes", "unbind", "chunk", "diagonal",
 ) if hasattr(aten, n)}
 
 
@@ -202,6 +204,7 @@ class Tracer(TorchDispatchMode):
         self.snapshots: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._stats_cache: dict[Any, ChannelStats] = {}
         self._nonzeros: dict[Any, int] = {}  # stored-tensor key -> non-zeros, learnt from channel stats
+        self._finite: dict[Any, bool] = {}
         self._suppress = 0
         self._observing: list[bool] = []
         self._packed: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
@@ -288,7 +291,7 @@ class Tracer(TorchDispatchMode):
         entry = self.stored.get(key)
         if entry is None:
             owner = self._owner(info.sources)
-            stats = measure(t, self.mask_policy, self._nonzeros.get(key))
+            stats = measure(t, self.mask_policy, self._nonzeros.get(key), self._finite.get(key))
             if stats.nonzeros is None:
                 self.nonzeros_known = False
             entry = StoredTensor(self._label(t, info), owner, tuple(t.shape),
@@ -335,15 +338,18 @@ class Tracer(TorchDispatchMode):
         cached = self._stats_cache.get(key)
         if cached is None:
             values = integer_values(t) if t.is_quantized else t
-            if values.dim() <= 1:
-                z = (values.reshape(-1) != 0).to(torch.int64)
-            else:
-                z = count_nonzero(values, dim % values.dim(), finite=is_finite(values))
-            total = int(z.sum())
-            if total == channels * length:
+            zero_free, finite = probe(values)
+            self._finite[tkey] = finite
+            if zero_free:  # the common case: one read of the weight, no per-channel pass
                 cached = dense
             else:
-                cached = ChannelStats(total, int((z - 1).clamp_min(0).sum()), int((z > 0).sum()))
+                if values.dim() <= 1:
+                    z = (values.reshape(-1) != 0).to(torch.int64)
+                else:
+                    z = count_nonzero(values, dim % values.dim(), finite=finite)
+                total = int(z.sum())
+                cached = dense if total == channels * length else \
+                    ChannelStats(total, int((z - 1).clamp_min(0).sum()), int((z > 0).sum()))
             self._stats_cache[key] = cached
             self._nonzeros[tkey] = cached.nonzeros
         return cached
@@ -668,7 +674,8 @@ class Tracer(TorchDispatchMode):
                 info = self._static_info(t)
                 if info is not None and info.sources:
                     self._register_stored(t, info)
-        cost = attention_cost(q, k, v, mask)
+        is_causal = bool(args[5] if len(args) > 5 else kwargs.get("is_causal", False))
+        cost = attention_cost(q, k, v, mask, is_causal)
         bits = max(self.tensor_bits(t, module) for t in tensors)
         self.events.append(Event(module, "aten.scaled_dot_product_attention", cost.mults, cost.adds, bits))
         self.consumers.append(0)

@@ -50,27 +50,38 @@ def test_baddbmm(fn_module):
 
 
 def test_scaled_dot_product_attention(fn_module):
-    # q, k, v (1, 2 heads, L=4, E=8): scores 2*4*4*8 = 256 mults, 2*4*4*7 = 224 adds; scale 32 mults;
-    # softmax over 4: per row 8 mults, 3 adds, 8 rows -> 64 mults, 24 adds; P V: 2*4*8*4 = 256 mults,
-    # 2*4*8*3 = 192 adds. Total 608 mults, 440 adds.
+    # q, k, v (1, 2 heads, L=S=4, E=8): q and k scaled by sqrt(scale): 2*4*8 + 2*4*8 = 128 mults; scores
+    # 2*4*4*8 = 256 mults, 2*4*4*7 = 224 adds; softmax over 4: per row 8 mults, 3 adds, 8 rows -> 64 mults,
+    # 24 adds; P V: 2*4*8*4 = 256 mults, 2*4*8*3 = 192 adds. Total 704 mults, 440 adds.
     q = torch.randn(1, 2, 4, 8)
     r = ms.count(fn_module(F.scaled_dot_product_attention), (q, q.clone(), q.clone()))
-    assert (r.mults, r.adds) == (608, 440)
+    assert (r.mults, r.adds) == (704, 440)
     assert r.unsupported == {}
+    # a causal mask adds -inf above the diagonal: 2*4*4 = 32 adds more
+    causal = ms.count(fn_module(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)),
+                      (q, q.clone(), q.clone()))
+    assert (causal.mults, causal.adds) == (704, 472)
+    # the same count on real tensors (fused CPU kernel) and on the meta device (PyTorch's decomposition)
+    for shapes_only in (True, False):
+        assert ms.count(fn_module(F.scaled_dot_product_attention), (q, q.clone(), q.clone()),
+                        shapes_only=shapes_only) == r
 
 
 def test_multihead_attention_module():
     # nn.MultiheadAttention(16, 2) on (1, 5, 16) self-attention, batch_first:
     # in-projection 3 * 5 rows * 16 outs * 16 = 3,840 mults, adds 3*5*16*(15+1) = 3,840;
-    # attention per head h=2, L=S=5, E=8: scores 2*5*5*8 = 400 mults, 2*25*7 = 350 adds; scale 50;
+    # attention per head h=2, L=S=5, E=8: scores 2*5*5*8 = 400 mults, 2*25*7 = 350 adds; q and k scaled:
+    # 2*5*8 + 2*5*8 = 160 mults;
     # softmax 2*5 rows: 10*(10 mults, 4 adds) = 100 mults, 40 adds; PV 2*5*8*5 = 400 mults, 2*5*8*4 = 320 adds;
     # out-projection 5*16*16 = 1,280 mults, 5*16*16 = 1,280 adds.
     m = nn.MultiheadAttention(16, 2, batch_first=True)
     x = torch.randn(1, 5, 16)
-    r = ms.count(m, {"query": x, "key": x, "value": x, "need_weights": False})  # runs SDPA
-    assert r.mults == 3_840 + 400 + 50 + 100 + 400 + 1_280
+    inputs = {"query": x, "key": x, "value": x, "need_weights": False}  # runs SDPA
+    r = ms.count(m, inputs)
+    assert r.mults == 3_840 + 400 + 160 + 100 + 400 + 1_280
     assert r.adds == 3_840 + 350 + 40 + 320 + 1_280
     assert r.unsupported == {}
+    assert ms.count(m, inputs, shapes_only=False) == ms.count(m, inputs, shapes_only=True) == r
     # With need_weights=True PyTorch takes the explicit path: it scales q (2*5*8 = 80 mults instead of the
     # 50 score scalings) and averages the weights over the 2 heads (25 outputs: 1 add + 1 mult each).
     r = ms.count(m, (x, x, x))

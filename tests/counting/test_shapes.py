@@ -35,3 +35,17 @@ def test_shape_table_on_functional_ops(fn_module):
     finally:
         shapes.ENABLED = True
     assert fast == slow and fast.mults > 0
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 32, 32), (1, 3, 2, 2), (1, 3, 16, 16)])
+def test_shape_table_refuses_what_the_kernels_refuse(shape):
+    # wrong channels, too small for the kernel, wrong size for the Linear: never a count of a forward that
+    # cannot run, on meta as on real tensors
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 30 * 30, 10))
+    for shapes_only in (None, True, False):
+        with pytest.raises(ms.ForwardError):
+            ms.count(model, shape, shapes_only=shapes_only)
+    with torch.device("meta"):
+        meta = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 30 * 30, 10))
+    with pytest.raises(ms.ForwardError):
+        ms.count(meta, shape)

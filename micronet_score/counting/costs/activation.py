@@ -73,7 +73,7 @@ def _rows(call: OpCall) -> tuple[int, int]:
     return x.numel() // max(n, 1), n
 
 
-@register(aten._softmax, aten.softmax)
+@register(aten._softmax, aten.softmax, *maybe("_safe_softmax"))
 def softmax(call: OpCall) -> Cost:
     rows, n = _rows(call)
     # n exponentials, n - 1 additions for the sum, n multiplications by its reciprocal.

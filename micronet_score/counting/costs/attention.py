@@ -1,9 +1,11 @@
 """Scaled dot-product attention, counted as one unit whatever kernel the backend picks.
 
-For queries (..., L, E), keys (..., S, E) and values (..., S, Ev): scores Q K^T (L*S*E mults, L*S*(E-1) adds),
-scaling (L*S mults), an additive float mask (L*S adds; boolean and causal masks select, they do not add),
-softmax over S (2S mults and S-1 adds per row), then P V (L*Ev*S mults, L*Ev*(S-1) adds). Dropout is off at
-inference.
+The unit is priced as the reference (math) implementation computes it, so that a fused kernel (CPU flash, CUDA
+efficient/flash) and the decomposition PyTorch runs elsewhere (the meta device, nested calls) give the same
+count. For queries (..., L, E), keys (..., S, E) and values (..., S, Ev), per batch and head: q and k scaled by
+sqrt(scale) each (L*E + S*E mults), scores Q K^T (L*S*E mults, L*S*(E-1) adds), a mask (causal, boolean or
+float: L*S adds), softmax over S (2S mults and S-1 adds per row), then P V (L*Ev*S mults, L*Ev*(S-1) adds). A
+causal mask's zeros are not exploited: the full L x S square is counted. Dropout is off at inference.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import torch
 from micronet_score.counting.registry import Cost, OpCall, aten, maybe, register
 
 
-def attention_cost(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: object) -> Cost:
+def attention_cost(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: object,
+                   is_causal: bool = False) -> Cost:
     lead = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2]).numel()
     length, embed = query.shape[-2], query.shape[-1]
     source, embed_v = key.shape[-2], value.shape[-1]
     scores = lead * length * source
-    mults = scores * embed + scores + 2 * scores + lead * length * embed_v * source
+    scaling = lead * (length + source) * embed
+    mults = scaling + scores * embed + 2 * scores + lead * length * embed_v * source
     adds = scores * (embed - 1) + lead * length * (source - 1) + lead * length * embed_v * (source - 1)
-    if isinstance(mask, torch.Tensor) and mask.dtype != torch.bool:
+    if isinstance(mask, torch.Tensor) or is_causal:
         adds += scores
     return Cost(mults, adds)
 
@@ -38,7 +42,11 @@ def fused_attention(call: OpCall) -> Cost:
     for arg in call.args[3:]:
         if isinstance(arg, torch.Tensor):
             mask = arg
-    return attention_cost(q, k, v, mask)
+    causal = bool(call.kwargs.get("is_causal", False))
+    for position in (4, 5):  # flash/efficient/cpu variants carry is_causal at one of these positions
+        if position < len(call.args) and isinstance(call.args[position], bool):
+            causal = causal or call.args[position]
+    return attention_cost(q, k, v, mask, causal)
 
 
 __all__ = ["attention_cost", "aten"]
