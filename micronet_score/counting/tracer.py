@@ -418,9 +418,11 @@ class Tracer(TorchDispatchMode):
                 self._meta_cache[id(value)] = cached
             return cached[1]
         if isinstance(value, (list, tuple)):
+            if not any(isinstance(v, (torch.Tensor, list, tuple, dict)) for v in value):
+                return value  # sizes, strides, flags: nothing to convert
             return type(value)(self._meta(v) for v in value)
         if isinstance(value, dict):
-            return {k: self._meta(v) for k, v in value.items()}
+            return {k: self._meta(v) for k, v in value.items()} if value else value
         return value
 
     def _account(self, func, args, kwargs, tensors, out) -> None:
