@@ -10,6 +10,7 @@
 
 from micronet_score import models, rules
 from micronet_score.bits import Precision
+from micronet_score.checkpoint import CheckpointStats, scan_checkpoint
 from micronet_score.compare import Comparison, compare
 from micronet_score.convention import Convention, get_convention, register_convention
 from micronet_score.counting.engine import count
@@ -22,12 +23,15 @@ from micronet_score.errors import (
     UnknownRuleSetError,
     UnsupportedOpError,
 )
+from micronet_score.loading import CheckpointError, load_weights
 from micronet_score.report import LayerRow, Report, TensorRow
 from micronet_score.rules import RuleSet, Score, score
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckpointError",
+    "CheckpointStats",
     "Comparison",
     "Convention",
     "ConventionMismatchError",
@@ -46,8 +50,10 @@ __all__ = [
     "compare",
     "count",
     "get_convention",
+    "load_weights",
     "register_convention",
     "models",
     "rules",
+    "scan_checkpoint",
     "score",
 ]
