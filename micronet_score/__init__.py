@@ -15,6 +15,7 @@ from micronet_score.compare import Comparison, compare
 from micronet_score.convention import Convention, get_convention, register_convention
 from micronet_score.counting.engine import count
 from micronet_score.errors import (
+    CheckpointError,
     ConventionMismatchError,
     CountingError,
     ForwardError,
@@ -23,7 +24,7 @@ from micronet_score.errors import (
     UnknownRuleSetError,
     UnsupportedOpError,
 )
-from micronet_score.loading import CheckpointError, load_weights
+from micronet_score.loading import load_weights
 from micronet_score.report import LayerRow, Report, TensorRow
 from micronet_score.rules import RuleSet, Score, score
 

@@ -38,17 +38,13 @@ from typing import Any
 
 import torch
 
-from micronet_score.errors import MicronetError
+from micronet_score.errors import CheckpointError
 
 __all__ = ["CheckpointError", "CheckpointStats", "TensorStats", "scan_checkpoint"]
 
 DEFAULT_CHUNK_BYTES = 16 << 20
 _ZIP_MAGIC = b"PK\x03\x04"
 _STATE_DICT_KEYS = ("state_dict", "model")
-
-
-class CheckpointError(MicronetError, ValueError):
-    """A file :func:`scan_checkpoint` cannot read: not a checkpoint, truncated, or holding more than tensors."""
 
 
 @dataclass(frozen=True)

@@ -63,3 +63,8 @@ class CountingError(MicronetError, RuntimeError):
         )
         self.op = op
         self.module = module
+
+
+class CheckpointError(MicronetError, ValueError):
+    """A checkpoint that cannot be read (not a checkpoint, truncated, an unsafe pickle, more than tensors) or
+    does not match the model it is loaded into."""

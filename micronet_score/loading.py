@@ -10,11 +10,7 @@ from typing import Any
 
 import torch
 
-from micronet_score.errors import MicronetError
-
-
-class CheckpointError(MicronetError, ValueError):
-    """A checkpoint that cannot be read, is unsafe, or does not match the model."""
+from micronet_score.errors import CheckpointError
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
