@@ -612,7 +612,7 @@ def cnn_specs(draw, masks: bool = False, max_blocks: int = 6, same: bool = False
     if not any(isinstance(b, (Conv, Residual, Concat)) for b in blocks):
         b = draw(_conv(c, h, w, masks, same=True))
         blocks.append(b)
-        c = b.cout
+        c, last = b.cout, "layer"  # a norm right after it (through a flatten) folds
     if head is None:
         head = not same and draw(st.booleans())
     if head:
