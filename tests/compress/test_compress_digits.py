@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 from torch import nn
 
@@ -22,46 +21,8 @@ from micronet_score.compress import (
     sparsity,
 )
 
-datasets = pytest.importorskip("sklearn.datasets")
-model_selection = pytest.importorskip("sklearn.model_selection")
-
 #: Accuracy may drop by at most this much from the float model after prune + quantize + fine-tune.
 MARGIN = 0.03
-
-
-def digits():
-    data = datasets.load_digits()
-    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    y = torch.tensor(data.target)
-    x_train, x_test, y_train, y_test = model_selection.train_test_split(
-        x, y, test_size=0.25, random_state=0, stratify=y
-    )
-    return x_train, y_train, x_test, y_test
-
-
-def small_cnn() -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(16 * 4 * 4, 10),
-    )
-
-
-def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float) -> None:
-    generator = torch.Generator().manual_seed(0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), 64):
-            batch = order[start : start + 64]
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
-            optimizer.step()
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -70,9 +31,11 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return (model(x).argmax(dim=1) == y).float().mean().item()
 
 
-def test_prune_quantize_finetune_on_digits_keeps_accuracy():
+def test_prune_quantize_finetune_on_digits_keeps_accuracy(digits_example):
+    # the data split, model and training loop of examples/digits_compress.py
+    small_cnn, fit = digits_example.small_cnn, digits_example.fit
     torch.manual_seed(0)
-    x_train, y_train, x_test, y_test = digits()
+    x_train, y_train, x_test, y_test = digits_example.load_digits()
     model = small_cnn()
     fit(model, x_train, y_train, epochs=15, lr=1e-2)
     acc_float = accuracy(model, x_test, y_test)

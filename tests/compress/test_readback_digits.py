@@ -11,9 +11,6 @@ The CNN (8x8 input): conv 1 (1 -> 8, 3x3, padding 1: 8x8 outputs per filter), Re
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,8 +21,6 @@ from micronet_score.compress import finalize_
 
 pytest.importorskip("sklearn")
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_compress.py"
-
 LAYERS = ("0", "3", "6")
 NUMEL = {"0": 72, "3": 1152, "6": 2560}
 POSITIONS = {"0": 64, "3": 16, "6": 1}  # output positions per filter: 8x8, 4x4, one row
@@ -33,17 +28,9 @@ ELEMENTWISE = 512 + 384 + 256  # ReLU 1: 8x8x8 mults; max pool: 128 outputs x 3 
 BIASES = 34
 
 
-def _load_example():
-    spec = importlib.util.spec_from_file_location("digits_compress_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def example():
-    return _load_example()
+def example(digits_example):
+    return digits_example
 
 
 @pytest.fixture(scope="module")
