@@ -47,8 +47,24 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _STATE_DICT_KEYS = ("state_dict", "model")
 
 
+class _Counts:
+    """``zeros`` and ``density`` of anything with ``numel`` and ``nonzeros``."""
+
+    numel: int
+    nonzeros: int
+
+    @property
+    def zeros(self) -> int:
+        return self.numel - self.nonzeros
+
+    @property
+    def density(self) -> float:
+        """Non-zeros over values (1.0 for an empty tensor)."""
+        return self.nonzeros / self.numel if self.numel else 1.0
+
+
 @dataclass(frozen=True)
-class TensorStats:
+class TensorStats(_Counts):
     """One tensor of a checkpoint.
 
     ``alias_of``: the name of an earlier entry whose storage this one shares exactly (tied weights saved
@@ -63,18 +79,9 @@ class TensorStats:
     nbytes: int
     alias_of: str | None = None
 
-    @property
-    def zeros(self) -> int:
-        return self.numel - self.nonzeros
-
-    @property
-    def density(self) -> float:
-        """Non-zeros over values (1.0 for an empty tensor)."""
-        return self.nonzeros / self.numel if self.numel else 1.0
-
 
 @dataclass(frozen=True)
-class CheckpointStats:
+class CheckpointStats(_Counts):
     """What :func:`scan_checkpoint` found: one :class:`TensorStats` per entry, in file order, and totals.
 
     ``numel``/``nonzeros``/``bytes_read`` sum the distinct tensors (aliases excluded); ``seconds`` is the wall
@@ -91,14 +98,6 @@ class CheckpointStats:
     file_bytes: int
     seconds: float
     source_key: str | None = None
-
-    @property
-    def zeros(self) -> int:
-        return self.numel - self.nonzeros
-
-    @property
-    def density(self) -> float:
-        return self.nonzeros / self.numel if self.numel else 1.0
 
     @property
     def sparsity(self) -> float:
