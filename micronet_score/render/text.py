@@ -1,4 +1,4 @@
-"""Text renderings of reports and scores (tabulate); the result classes hold only numbers."""
+"""Text renderings of reports and scores (tabulate)."""
 
 from __future__ import annotations
 
