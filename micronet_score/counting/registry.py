@@ -153,3 +153,51 @@ def maybe(name: str) -> list[Any]:
     """The aten packet called ``name`` if this torch has it (lets the tables name ops from newer releases)."""
     packet = getattr(aten, name, None)
     return [packet] if packet is not None else []
+
+
+# ---------------------------------------------------------------------- bit sources
+# Operators that set or keep the bit width of values rather than cost anything: three more kinds of entry.
+@dataclass(frozen=True)
+class FakeQuantEntry:
+    """A fake-quantization operator: argument positions of ``quant_min``, ``quant_max`` and of the "enabled"
+    flag (None when it has none). Its output holds values of ``range_bits(quant_min, quant_max)`` bits."""
+
+    qmin: int
+    qmax: int
+    enabled: int | None = None
+
+
+_FAKE_QUANT: dict[Any, FakeQuantEntry] = {}
+_DEQUANTIZE: set[Any] = set()
+_SAME_VALUES: set[Any] = set()
+
+
+def register_fake_quant(op: Any, qmin: int, qmax: int, enabled: int | None = None) -> None:
+    """Declare ``op`` a fake-quantization operator (its output width comes from its quant range)."""
+    for packet in _packets([op]):
+        _FAKE_QUANT[packet] = FakeQuantEntry(qmin, qmax, enabled)
+
+
+def register_dequantize(*ops: Any) -> None:
+    """Declare operators whose output width is the dtype width of their input (``aten.dequantize``)."""
+    _DEQUANTIZE.update(_packets(ops))
+
+
+def register_same_values(*ops: Any) -> None:
+    """Declare operators whose output holds exactly values of their first input (views, copies, slices): a
+    stored tensor seen through them is still that stored tensor."""
+    _SAME_VALUES.update(_packets(ops))
+
+
+def fake_quant(func: Any) -> FakeQuantEntry | None:
+    """The fake-quantization entry of an operator, or None."""
+    return _FAKE_QUANT.get(getattr(func, "overloadpacket", func))
+
+
+def is_dequantize(func: Any) -> bool:
+    return getattr(func, "overloadpacket", func) in _DEQUANTIZE
+
+
+def keeps_values(func: Any) -> bool:
+    """True for operators registered with :func:`register_same_values`."""
+    return getattr(func, "overloadpacket", func) in _SAME_VALUES

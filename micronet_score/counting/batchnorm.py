@@ -1,0 +1,170 @@
+"""Batch-norm folding, in one place. While tracing, a conv/linear output remembers what a following norm would
+change (:class:`FoldTarget`) and an inference-mode norm remembers its tensors (:class:`BatchNormUse`). After
+the forward, :func:`fold` decides each norm: folded into its producer (free; its shift becomes the producer's
+bias) or kept as a per-channel affine (a stored scale and shift).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from micronet_score.convention import Convention
+from micronet_score.counting.registry import aten
+from micronet_score.counting.storage import StorageStats, measure
+from micronet_score.counting.stored import StoredTensor
+
+
+@dataclass
+class FoldTarget:
+    """What a batch norm folding into this conv/linear output changes: one bias per active channel."""
+
+    channels: int
+    per_channel: int
+    active: int
+    has_bias: bool
+    bits: int
+
+
+@dataclass
+class BatchNormUse:
+    """A batch norm in inference mode, kept until :func:`fold` decides whether it folds."""
+
+    producer: int
+    channels: int
+    tensors: tuple[torch.Tensor | None, ...]  # weight, bias, running_mean, running_var
+    eps: float
+    bits: int
+    owner: str
+
+
+class FoldBookkeeping:
+    """Mixin of the tracer: the fold facts of conv/linear outputs and of batch norms."""
+
+    def _fold_target(self, kind: str, args: tuple, out: Any, module: str) -> FoldTarget | None:
+        if not isinstance(out, torch.Tensor) or out.dim() < 2:
+            return None
+        if kind == "conv":
+            weight, bias, dim = args[1], args[2], 0
+            if bool(args[6]) if len(args) > 6 else False:  # transposed: leave alone
+                return None
+            channels = out.shape[1]
+        else:
+            if out.dim() != 2:
+                return None
+            if len(args) == 3:  # addmm(bias, x, w_t)
+                bias, weight = args[0], args[2]
+            else:
+                bias, weight = None, args[1]
+            if weight.dim() != 2 or not self.is_static(weight):
+                return None
+            dim = 1
+            channels = out.shape[1]
+        if not self.is_static(weight):
+            return None
+        stats = self.channel_stats(weight, dim)
+        info = self._static_info(weight)
+        bits = self.stored_bits(weight, info, self._owner(info.sources)) if info else 32
+        return FoldTarget(channels, out.numel() // channels, stats.active, bias is not None, bits)
+
+    def _batchnorm_use(self, func: Any, args: tuple, kwargs: dict, module: str) -> BatchNormUse | None:
+        x = args[0]
+        packet = func.overloadpacket
+        if packet is aten._native_batch_norm_legit_no_training:
+            tensors = tuple(args[1:5])
+            eps = args[6] if len(args) > 6 else kwargs.get("eps", 1e-5)
+        else:
+            if args[5] if len(args) > 5 else kwargs.get("training", False):
+                for t in args[1:3]:  # training-mode statistics: only the affine weights are stored
+                    if isinstance(t, torch.Tensor) and self.is_static(t):
+                        self._register_stored(t, self._static_info(t))
+                return None
+            tensors = tuple(args[1:5])
+            eps = args[7] if len(args) > 7 else kwargs.get("eps", 1e-5)
+        producer = self.dep[x][0] if x in self.dep else -1
+        bits = 32
+        sources: set[str] = set()
+        for t in tensors:
+            if isinstance(t, torch.Tensor):
+                info = self._static_info(t)
+                if info is not None:
+                    sources |= info.sources
+        for t in tensors[:2]:
+            if isinstance(t, torch.Tensor):
+                info = self._static_info(t)
+                if info is not None:
+                    bits = self.stored_bits(t, info, module)
+                    break
+        self.used_sources.update(sources)
+        return BatchNormUse(producer, x.shape[1], tensors, float(eps), bits, module)
+
+
+def fold(tracer: Any, conv: Convention, warnings: list[str]) -> list[StoredTensor]:
+    """Decide every batch norm the tracer saw: folded into its producer, or a per-channel affine. Returns the
+    extra stored tensors (folded biases, affine scale/shift); NaN/Inf in a norm that leaves no tensor of its
+    own is added to ``warnings``. Folding zeroes the norm's event and adds the producer's bias additions."""
+    extra: list[StoredTensor] = []
+    events = tracer.events
+    for event in events:
+        bn = event.batchnorm
+        if bn is None:
+            continue
+        producer = events[bn.producer] if bn.producer >= 0 else None
+        target = producer.fold if producer is not None else None
+        foldable = (conv.fold_batchnorm and target is not None and tracer.consumers[bn.producer] == 1
+                    and target.channels == bn.channels)
+        if foldable:
+            event.mults = event.adds = 0
+            stats = folded_bias(bn)
+            if not target.has_bias:
+                producer.adds += target.per_channel * target.active
+                target.has_bias = True
+                extra.append(StoredTensor(f"{producer.module}.bias (folded {bn.owner})", producer.module,
+                                          (bn.channels,), bn.bits, stats))
+            elif not stats.finite:  # merged into the producer's own bias: flag the norm itself
+                warnings.append(f"{bn.owner} (folded into {producer.module}) holds NaN or Inf values")
+            continue
+        scale, shift = affine(bn)
+        extra.append(StoredTensor(f"{bn.owner}.scale", bn.owner, (bn.channels,), bn.bits, scale))
+        extra.append(StoredTensor(f"{bn.owner}.shift", bn.owner, (bn.channels,), bn.bits, shift))
+    return extra
+
+
+def scale_shift(bn: BatchNormUse) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A norm's per-channel affine: scale gamma / sqrt(var + eps) and shift beta - mean * scale (None when its
+    values are unknown or it has no running statistics)."""
+    weight, bias, mean, var = bn.tensors
+    if _on_meta(bn) or mean is None or var is None:
+        return None
+    scale = torch.rsqrt(var.float() + bn.eps)
+    if weight is not None:
+        scale = scale * weight.float()
+    shift = -mean.float() * scale
+    if bias is not None:
+        shift = shift + bias.float()
+    return scale, shift
+
+
+def folded_bias(bn: BatchNormUse) -> StorageStats:
+    """The bias a folded norm leaves (its shift), measured: zeros, and NaN/Inf in either half."""
+    pair = scale_shift(bn)
+    if pair is None:
+        return StorageStats(bn.channels, None if _on_meta(bn) else bn.channels)
+    scale, shift = pair
+    stats = measure(shift, "when-zeros")
+    finite = stats.finite and bool(torch.isfinite(scale).all())
+    return StorageStats(bn.channels, stats.nonzeros, stats.options, finite)
+
+
+def affine(bn: BatchNormUse) -> tuple[StorageStats, StorageStats]:
+    """Non-zeros of an unfolded norm's two stored vectors, scale and shift."""
+    pair = scale_shift(bn)
+    if pair is None:
+        return StorageStats(bn.channels, None), StorageStats(bn.channels, None)
+    return measure(pair[0]), measure(pair[1])
+
+
+def _on_meta(bn: BatchNormUse) -> bool:
+    return any(isinstance(t, torch.Tensor) and t.is_meta for t in bn.tensors)

@@ -1,0 +1,68 @@
+"""The SDPA path: ``scaled_dot_product_attention`` is priced as one unit, whatever kernel the backend runs
+(flash, memory-efficient, math), from a torch-function mode that sees the call before it is decomposed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from micronet_score.counting.costs.attention import attention_cost
+from micronet_score.counting.events import Event
+
+_ATTENTION = {F.scaled_dot_product_attention, torch._C._nn.scaled_dot_product_attention}
+
+
+class AttentionPath:
+    """Mixin of the tracer: one event per attention call, the kernel's own operators suppressed."""
+
+    def attention(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        q = args[0] if args else kwargs["query"]
+        k = args[1] if len(args) > 1 else kwargs["key"]
+        v = args[2] if len(args) > 2 else kwargs["value"]
+        mask = args[3] if len(args) > 3 else kwargs.get("attn_mask")
+        tensors = [t for t in (q, k, v, mask) if isinstance(t, torch.Tensor)]
+        self._suppress += 1
+        try:
+            if self.shapes_only:
+                out = func(*self._meta(args), **self._meta(kwargs))
+            else:
+                out = func(*args, **kwargs)
+        finally:
+            self._suppress -= 1
+        tainted = [t for t in tensors if t in self.dep]
+        if not tainted:
+            return out
+        module = self.module
+        for t in tensors:
+            if t not in self.dep:
+                info = self._static_info(t)
+                if info is not None and info.sources:
+                    self._register_stored(t, info)
+        is_causal = bool(args[5] if len(args) > 5 else kwargs.get("is_causal", False))
+        cost = attention_cost(q, k, v, mask, is_causal)
+        bits = max(self.tensor_bits(t, module) for t in tensors)
+        self.events.append(Event(module, "aten.scaled_dot_product_attention", cost.mults, cost.adds, bits))
+        self.consumers.append(0)
+        for t in tainted:
+            p = self.dep[t][0]
+            if p >= 0:
+                self.consumers[p] += 1
+        self._mark(out, len(self.events) - 1, None)
+        return out
+
+
+class AttentionMode(TorchFunctionMode):
+    """Sends scaled_dot_product_attention to the tracer as one unit, whatever kernel the backend runs."""
+
+    def __init__(self, tracer: AttentionPath) -> None:
+        super().__init__()
+        self.tracer = tracer
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _ATTENTION:
+            return self.tracer.attention(func, args, kwargs)
+        return func(*args, **kwargs)

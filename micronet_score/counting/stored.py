@@ -1,0 +1,169 @@
+"""Stored tensors and their labels: each distinct tensor the model stores (a parameter or buffer as the forward
+uses it, after weight-only preprocessing), named as the user knows it, measured once (non-zeros, finiteness,
+non-zeros per output channel for the cost functions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from micronet_score.counting.model_index import ModelIndex
+from micronet_score.counting.registry import ChannelStats
+from micronet_score.counting.storage import StorageStats, count_nonzero, integer_values, measure, probe
+
+
+@dataclass
+class StoredTensor:
+    """One distinct tensor the model stores (a parameter or buffer as the forward uses it)."""
+
+    label: str
+    module: str
+    shape: tuple[int, ...]
+    bits: int
+    stats: StorageStats
+
+
+class StoredTensors:
+    """Mixin of the tracer: the model's tensors by identity, the stored tensors met so far, their statistics."""
+
+    tensor_names: dict[int, str]
+    _model_tensors: dict[int, torch.Tensor]
+    metadata: set[int]
+    stored: dict[Any, StoredTensor]
+    used_sources: set[str]
+    nonzeros_known: bool
+    mask_policy: str
+
+    def _init_stored(self, index: ModelIndex) -> None:
+        self.tensor_names = {id(t): name for name, t in index.tensors}
+        self._model_tensors = {id(t): t for _, t in index.tensors}
+        self.metadata = set()  # inner tensors of quantized subclasses that are not the data
+        for name, t in index.tensors:
+            inner = inner_tensors(t)
+            if not inner:
+                continue
+            data = max(inner, key=lambda x: x.numel())  # torchao & co: the quantized values; the rest is metadata
+            for x in inner:
+                self.tensor_names.setdefault(id(x), name)
+                self._model_tensors[id(x)] = x
+                if x is not data:
+                    self.metadata.add(id(x))
+        self.stored = {}
+        self.used_sources = set()
+        self.nonzeros_known = True
+        self._stats_cache: dict[Any, ChannelStats] = {}
+        self._nonzeros: dict[Any, int] = {}  # stored-tensor key -> non-zeros, learnt from channel stats
+        self._finite: dict[Any, bool] = {}
+
+    def _key(self, t: torch.Tensor, info: Any) -> Any:
+        if len(info.sources) == 1 and self.tensor_names.get(id(t)) in info.sources:
+            return next(iter(info.sources))
+        return (info.sources, tuple(t.shape), t.storage_offset() if not t.is_meta else 0, info.bits)
+
+    def _owner(self, sources: frozenset[str]) -> str:
+        owners = {canonical_name(s).rpartition(".")[0] for s in sources}
+        if len(owners) == 1:
+            return owners.pop()
+        return self.module
+
+    def _label(self, t: torch.Tensor, info: Any) -> str:
+        """The stored tensor's name as a user knows it: ``conv.weight`` for ``conv.weight_orig * mask`` or a
+        parametrized ``conv.parametrizations.weight.original``."""
+        if len(info.sources) == 1 and self.tensor_names.get(id(t)) in info.sources:
+            return next(iter(info.sources))
+        names = sorted({canonical_name(s) for s in info.sources})
+        if len(names) == 1:
+            return names[0]
+        owner = self._owner(info.sources)
+        leaves = sorted({n.rpartition(".")[2] for n in names})
+        return f"{owner}.{'+'.join(leaves)}" if owner else "+".join(leaves)
+
+    def _register_stored(self, t: torch.Tensor, info: Any) -> StoredTensor | None:
+        if info.root is not None:
+            root_info = self._static_info(info.root)
+            if root_info is not None and (root_info.bits == info.bits or info.bits is None):
+                t, info = info.root, root_info
+        if id(t) in self.metadata and self._model_tensors.get(id(t)) is t:
+            self.used_sources.update(info.sources)  # a quantized weight's scale or zero point
+            return None
+        key = self._key(t, info)
+        entry = self.stored.get(key)
+        if entry is None:
+            owner = self._owner(info.sources)
+            stats = measure(t, self.mask_policy, self._nonzeros.get(key), self._finite.get(key))
+            if stats.nonzeros is None:
+                self.nonzeros_known = False
+            entry = StoredTensor(self._label(t, info), owner, tuple(t.shape),
+                                 self.stored_bits(t, info, owner), stats)
+            self.stored[key] = entry
+        self.used_sources.update(info.sources)
+        return entry
+
+    def channel_stats(self, t: torch.Tensor, dim: int) -> ChannelStats:
+        """Non-zeros of ``t`` per index along ``dim`` (dense figures when they are unknown or dynamic)."""
+        channels = t.shape[dim] if t.dim() else 1
+        length = t.numel() // max(channels, 1)
+        dense = ChannelStats(channels * length, channels * max(length - 1, 0), channels)
+        if t in self.dep:
+            return dense
+        info = self._static_info(t)
+        if info is None or not info.sources:
+            return dense
+        if t.is_meta:
+            self.nonzeros_known = False
+            return dense
+        tkey = self._key(t, info)
+        key = (tkey, dim)
+        cached = self._stats_cache.get(key)
+        if cached is None:
+            values = integer_values(t) if t.is_quantized else t
+            zero_free, finite = probe(values)
+            self._finite[tkey] = finite
+            if zero_free:  # the common case: one read of the weight, no per-channel pass
+                cached = dense
+            else:
+                if values.dim() <= 1:
+                    z = (values.reshape(-1) != 0).to(torch.int64)
+                else:
+                    z = count_nonzero(values, dim % values.dim(), finite=finite)
+                total = int(z.sum())
+                cached = dense if total == channels * length else \
+                    ChannelStats(total, int((z - 1).clamp_min(0).sum()), int((z > 0).sum()))
+            self._stats_cache[key] = cached
+            self._nonzeros[tkey] = cached.nonzeros
+        return cached
+
+
+def canonical_name(source: str) -> str:
+    """``conv.weight_orig``/``conv.weight_mask`` (torch.nn.utils.prune) and
+    ``conv.parametrizations.weight.original`` (torch.nn.utils.parametrize) -> ``conv.weight``."""
+    if ".parametrizations." in f".{source}":
+        head, _, tail = f".{source}".partition(".parametrizations.")
+        param = tail.split(".")[0]
+        return f"{head[1:]}.{param}" if head[1:] else param
+    base, _, leaf = source.rpartition(".")
+    for suffix in ("_orig", "_mask"):
+        if leaf.endswith(suffix):
+            leaf = leaf[: -len(suffix)]
+            break
+    return f"{base}.{leaf}" if base else leaf
+
+
+def inner_tensors(t: torch.Tensor) -> list[torch.Tensor]:
+    """The plain tensors inside a traceable tensor subclass (torchao's quantized weights), recursively."""
+    flatten = getattr(t, "__tensor_flatten__", None)
+    if flatten is None or type(t) in (torch.Tensor, torch.nn.Parameter):
+        return []
+    try:
+        names, _ = flatten()
+    except Exception:  # pragma: no cover - subclasses that cannot flatten
+        return []
+    found: list[torch.Tensor] = []
+    for name in names:
+        inner = getattr(t, name, None)
+        if isinstance(inner, torch.Tensor):
+            found.extend(inner_tensors(inner) or [inner])
+    return found
