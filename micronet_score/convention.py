@@ -31,6 +31,8 @@ from typing import Any
 from micronet_score.errors import MicronetError
 
 ATTRIBUTIONS = ("operators", "leaf-modules")
+# Set to True once counting/engine applies ``Convention.costs`` to the operators it prices (after the merge).
+_ENGINE_READS_OPERATOR_COSTS = False
 SPARSE_FORMATS = ("element", "block", "cheapest")
 SPARSE_TENSORS = ("weights", "all", "none")
 FORMULAS = ("micronet", "imta-2025")
@@ -172,6 +174,11 @@ class Convention:
                                   f"{self.freebie!r}")
         object.__setattr__(self, "costs", _costs(self.costs))
         object.__setattr__(self, "sources", tuple(self.sources))
+        if self.costs and self.attribution == "operators" and not _ENGINE_READS_OPERATOR_COSTS:
+            # refused rather than ignored: the tracer does not read operator overrides from a convention yet
+            raise ConventionError(f"convention {self.name!r}: cost overrides need attribution = "
+                                  "\"leaf-modules\" for now; for operators pass ms.count(..., costs=...) "
+                                  "or register a cost with micronet_score.counting.register")
         targets = [c.target for c in self.costs]
         if len(set(targets)) != len(targets):
             raise ConventionError(f"convention {self.name!r}: a target has two cost overrides: {targets}")
@@ -183,7 +190,14 @@ class Convention:
 
     @property
     def mask_policy(self) -> StoragePolicy:
-        """Alias of :attr:`storage`, the name the engine passes to ``storage.measure``/``storage.price``."""
+        """Alias of :attr:`storage`, the name the engine passes to ``storage.measure``/``storage.price``.
+
+        The operator engine reads it first, so a convention it cannot count under (leaf modules, the closed
+        form) is refused here rather than counted wrong."""
+        if self.attribution != "operators" or self.formula != "micronet":
+            raise ConventionError(
+                f"convention {self.name!r} counts {self.attribution} with the {self.formula!r} formula, which "
+                "micronet_score.count does not do: score the model itself, ms.score(model, inputs, rules=...)")
         return self.storage
 
     def cost(self, target: str) -> CostOverride | None:

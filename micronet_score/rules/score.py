@@ -63,7 +63,7 @@ def score(
             raise InputError("score() got a Report and also inputs or count options; pass either a Report, or "
                              "a model with its inputs")
         report = target
-        if report.convention != ruleset.counting.name:
+        if report.convention != ruleset.counting.name or ruleset.counting.attribution != "operators":
             raise ConventionMismatchError(
                 f"the report was counted under convention {report.convention!r} but rule set {ruleset.name!r} "
                 f"scores under {ruleset.counting.name!r}: call ms.score(model, inputs, rules={ruleset.name!r})"

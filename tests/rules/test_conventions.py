@@ -80,3 +80,8 @@ def test_count_under_a_block_convention_uses_block_bitmasks():
     conv = get_convention("micronet").with_options(name="micronet-block", sparse_format="block")
     (row,) = ms.count(layer, (1, 16), convention=conv).tensors
     assert (row.block, row.mask_bits, row.stored_values) == ((4, 4), 8, 16)
+
+
+def test_operator_cost_overrides_are_refused_not_ignored():
+    with pytest.raises(ConventionError, match="leaf-modules"):
+        get_convention("micronet").with_options(name="x", costs={"aten.relu": "free"})

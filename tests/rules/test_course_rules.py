@@ -99,3 +99,19 @@ def test_wikitext103_rule_set():
     with pytest.raises(ms.InputError, match="one token at a time"):
         ms.score(nn.Sequential(nn.Embedding(100, 8), nn.Flatten(), nn.Linear(40, 100)),
                  torch.zeros(1, 5, dtype=torch.long), rules=rules)
+
+
+def test_the_operator_engine_refuses_course_conventions_instead_of_counting_them_wrong():
+    with pytest.raises(ms.MicronetError, match="ms.score\\(model, inputs, rules=...\\)"):
+        ms.count(nn.Linear(4, 2), (1, 4), convention="imta-profile")
+
+
+def test_cli_scores_course_rule_sets_and_lists_thresholds(capsys):
+    from micronet_score.cli import main
+
+    model = "torch.nn:Identity"  # nothing to count: a score of 0 under the course's own counter
+    assert main(["count", model, "--input", "1,3,4,4", "--rules", "imta-2025"]) == 0
+    assert "imta-2025" in capsys.readouterr().out
+    assert main(["rules"]) == 0
+    out = capsys.readouterr().out
+    assert "perplexity ≤ 35" in out and "top-1 ≥ 90%" in out and "imta-profile" in out
