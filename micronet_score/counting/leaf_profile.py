@@ -93,6 +93,7 @@ def profile(
     convention: str | Convention = "imta-profile",
     bits: int | Precision | Mapping[Any, int | Precision] | None = None,
     batch_size: int | None = None,
+    **count_options: Any,
 ) -> LeafProfile:
     """Count ``model`` on ``inputs`` module by module under a ``"leaf-modules"`` convention.
 
@@ -102,6 +103,9 @@ def profile(
     The model runs once in eval mode under ``torch.no_grad()``; its modes and hooks are left as they were.
     """
     conv = get_convention(convention)
+    if count_options:
+        raise InputError(f"{', '.join(sorted(count_options))}: not an option of leaf-module counting (convention "
+                         f"{conv.name!r} takes bits and batch_size only)")
     if conv.attribution != "leaf-modules":
         raise InputError(f"profile() counts leaf modules; convention {conv.name!r} attributes by "
                          f"{conv.attribution!r}: use micronet_score.count")

@@ -99,3 +99,8 @@ def test_unpriced_weight_modules_are_named_not_skipped_silently():
 def test_a_failing_forward_is_a_micronet_error():
     with pytest.raises(MicronetError, match="forward pass failed"):
         profile(small_net(), (1, 5, 6, 6))
+
+
+def test_options_of_the_operator_engine_are_refused_by_name():
+    with pytest.raises(InputError, match="shapes_only: not an option"):
+        profile(small_net(), (1, 3, 6, 6), shapes_only=True)
