@@ -1,11 +1,25 @@
-"""How a stored tensor is priced: dense, or sparse as its values plus a bitmask (one bit per element, or per
-block for block sparsity), whichever is cheaper at the tensor's bit width.
+"""How a stored tensor is priced: dense, or sparse as its non-zero values plus a bitmask, whichever is cheaper
+at the tensor's bit width; which tensors may be sparse and which bitmask formats are allowed is the
+convention's choice (:class:`micronet_score.convention.StoragePolicy`).
 
-The rules (spec section 1): a sparse tensor is stored as its non-zero values plus a bitmask of the full tensor
-shape, one bit per element (1/32 of a parameter); with block sparsity one bit covers a block (a 512x128 matrix
-with 4x4 blocks needs 4,096 bits) and every value of a kept block is stored. The format is read from the
-tensor: for each candidate block shape over the weight viewed as a matrix (out_channels, everything else) the
-kept blocks are counted, and the cheapest format that represents the tensor exactly is used.
+The rules (spec sections 1-3): a sparse tensor is stored as its non-zero values plus a bitmask of the full
+tensor shape, one bit per element (1/32 of a parameter); that is the default format (``"element"``). A weight
+(the multiplied operand of a conv, linear or matmul; an embedding table) is stored in the cheaper of dense and
+that format, so a pruned weight is charged exactly as the official counter charges it and a dense weight with a
+few zeros stays dense. Biases, norm parameters and other vectors are dense: their zeros are stored values.
+With ``sparse_format = "block"`` one bit may cover a block (a 512x128 matrix with 4x4 blocks needs 4,096 bits),
+but only where the tensor really is block-sparse: every block all zero or all non-zero. ``"cheapest"`` searches
+every candidate block shape and stores the zeros inside kept blocks.
+
+>>> import torch
+>>> w = torch.ones(8, 16); w[:, :8] = 0                     # half the weight pruned
+>>> priced = price(measure(w), bits=16)
+>>> priced.format, priced.values, priced.mask_bits         # 64 non-zeros, one bit for each of 128 elements
+('element', 64, 128)
+>>> priced.storage                                         # (64 x 16 + 128) / 32
+36.0
+>>> price(measure(torch.zeros(10)), bits=16).reason        # a bias of zeros stays dense
+'dense: a vector (bias, norm parameter); its zeros are stored values'
 """
 
 from __future__ import annotations
@@ -15,10 +29,45 @@ from typing import Any
 
 import torch
 
+from micronet_score.convention import SPARSE_FORMATS, ConventionError, StoragePolicy
+
 # Block shapes tried on a (rows, cols) view of a weight; (1, 1) is plain unstructured sparsity.
 BLOCK_CANDIDATES: tuple[tuple[int, int], ...] = (
     (1, 2), (2, 1), (2, 2), (1, 4), (4, 1), (4, 4), (1, 8), (8, 1), (8, 8), (1, 16), (16, 1), (16, 16),
 )
+
+ROLES = ("weight", "vector")
+"""What a stored tensor is: ``"weight"``, the multiplied operand of a conv/linear/matmul or an embedding table
+(may be stored sparse); ``"vector"``, a bias, norm parameter, scale or any other tensor (dense)."""
+
+PolicyLike = str | StoragePolicy
+
+# The engine's older policy names, kept so a caller that passes them still gets the official format.
+_LEGACY = {"when-zeros": StoragePolicy("element"), "cheaper": StoragePolicy("cheapest")}
+
+
+def storage_policy(policy: PolicyLike | None) -> StoragePolicy:
+    """A :class:`StoragePolicy` from one, from a sparse format name (``"element"``, ``"block"``,
+    ``"cheapest"``; weights only may be sparse) or None (the default, ``"element"``)."""
+    if policy is None:
+        return StoragePolicy()
+    if isinstance(policy, StoragePolicy):
+        return policy
+    if policy in SPARSE_FORMATS:
+        return StoragePolicy(policy)
+    if policy in _LEGACY:
+        return _LEGACY[policy]
+    raise ConventionError(f"unknown storage policy {policy!r}: use a sparse format ({', '.join(SPARSE_FORMATS)})"
+                          " or a StoragePolicy")
+
+
+def infer_role(t: torch.Tensor) -> str:
+    """The role of ``t`` read from the tensor alone, when the caller does not say: a tensor of two or more
+    dimensions is a weight, a scalar or 1-D tensor is a vector (bias, norm parameter).
+
+    This is the interim rule while the tracer does not pass the role of the operand it stores; it is right for
+    conv/linear/embedding weights and every bias and norm vector."""
+    return "weight" if t.dim() >= 2 else "vector"
 
 
 @dataclass(frozen=True)
@@ -33,50 +82,70 @@ class SparseOption:
 
 @dataclass(frozen=True)
 class StorageStats:
-    """What the pricing needs to know about one stored tensor."""
+    """What the pricing needs to know about one stored tensor. ``options`` is empty when the tensor may not be
+    stored sparse (no zero, a vector, a convention that stores nothing sparse): it is then dense."""
 
     numel: int
     nonzeros: int | None  # None: values unknown (meta tensors)
     options: tuple[SparseOption, ...] = ()
     finite: bool = True
+    role: str = "weight"
+    sparse_allowed: bool = True  # False: the policy keeps this tensor dense whatever its zeros
 
 
 @dataclass(frozen=True)
 class Priced:
-    """The format chosen for a tensor at a given bit width."""
+    """The format chosen for a tensor at a given bit width, and why (``reason``, for the report)."""
 
     values: int  # values stored (zeros of kept blocks included)
     mask_bits: int
     bits: int
-    block: tuple[int, int] | None  # None: dense
+    block: tuple[int, int] | None  # None: dense; (1, 1): one mask bit per element
+    reason: str = ""
 
     @property
     def storage(self) -> float:
         """32-bit-equivalent parameters: values * bits / 32 + mask bits / 32."""
         return (self.values * self.bits + self.mask_bits) / 32
 
+    @property
+    def format(self) -> str:
+        """``"dense"``, ``"element"`` (one mask bit per element) or ``"block"`` (one bit per block)."""
+        if self.block is None:
+            return "dense"
+        return "element" if self.block == (1, 1) else "block"
 
-def measure(t: torch.Tensor, policy: str = "cheaper", nonzeros: int | None = None,
-            finite: bool | None = None) -> StorageStats:
-    """Count non-zeros and kept blocks of ``t`` (nothing for meta tensors); ``nonzeros`` and ``finite`` may be
-    passed in when already known."""
+
+def measure(t: torch.Tensor, policy: PolicyLike | None = None, nonzeros: int | None = None,
+            finite: bool | None = None, role: str | None = None) -> StorageStats:
+    """Count non-zeros of ``t`` and, where the policy allows ``t`` to be sparse, its sparse formats (nothing
+    for meta tensors). ``nonzeros`` and ``finite`` may be passed in when already known; ``role`` is
+    ``"weight"`` or ``"vector"`` (default: :func:`infer_role`)."""
+    pol = storage_policy(policy)
+    role = infer_role(t) if role is None else role
+    if role not in ROLES:
+        raise ConventionError(f"unknown tensor role {role!r}; use one of {ROLES}")
+    allowed = pol.sparse_tensors == "all" or (pol.sparse_tensors == "weights" and role == "weight")
     numel = t.numel()
     if t.is_meta:
-        return StorageStats(numel, None)
+        return StorageStats(numel, None, role=role, sparse_allowed=allowed)
     if t.is_quantized:
         t = integer_values(t)
     if finite is None:
         finite = is_finite(t)
     if nonzeros is None:
         nonzeros = count_nonzero(t, finite=finite)
-    if nonzeros == numel or numel == 0:
-        return StorageStats(numel, nonzeros, (), finite)
+    if nonzeros == numel or numel == 0 or not allowed:
+        return StorageStats(numel, nonzeros, (), finite, role, allowed)
     options = [SparseOption((1, 1), nonzeros, numel)]
     # A block bitmask stores at least the non-zeros and one bit per block of at most 256 values, so it can only
     # beat dense storage (at up to 64 bits a value) when zeros * 64 > numel / 256: skip the search otherwise.
-    if policy == "cheaper" and t.dim() >= 2 and (numel - nonzeros) * 64 * 256 > numel:
-        options.extend(_block_options(t.reshape(t.shape[0], -1) != 0))
-    return StorageStats(numel, nonzeros, tuple(options), finite)
+    if pol.sparse_format != "element" and t.dim() >= 2 and (numel - nonzeros) * 64 * 256 > numel:
+        blocks = _block_options(t.reshape(t.shape[0], -1) != 0)
+        if pol.sparse_format == "block":  # only formats that store no zero: the tensor is block-sparse
+            blocks = [o for o in blocks if o.values == nonzeros]
+        options.extend(blocks)
+    return StorageStats(numel, nonzeros, tuple(options), finite, role, allowed)
 
 
 def _block_options(mask: torch.Tensor) -> list[SparseOption]:
@@ -177,24 +246,42 @@ def _zero_point(t: torch.Tensor) -> torch.Tensor | int:
     return zp.reshape(shape)
 
 
-def price(stats: StorageStats, bits: int, policy: str = "cheaper") -> Priced:
-    """The format that stores ``stats`` at ``bits`` bits per value.
+def price(stats: StorageStats, bits: int, policy: PolicyLike | None = None) -> Priced:
+    """The format that stores ``stats`` at ``bits`` bits per value: dense, or the cheapest sparse option the
+    policy allows when it is strictly cheaper (a tie stays dense). The result's ``reason`` says why.
 
-    ``policy``: ``"cheaper"`` picks the cheapest of dense and the sparse options (block ones included);
-    ``"when-zeros"`` stores any tensor with a zero as values plus a one-bit-per-element mask (the official
-    counter's rule); ``"nonzeros-only"`` stores only the non-zeros and no mask (course conventions that
-    ignore the mask cost).
+    >>> w = torch.ones(100, 10); w[0, 0] = 0                   # one accidental zero in 1,000 values
+    >>> price(measure(w), bits=16).reason
+    'dense: cheaper than 999 non-zeros x 16 bits + 1000 mask bits'
     """
-    dense = Priced(stats.numel, 0, bits, None)
-    if stats.nonzeros is None or not stats.options:
-        return dense
-    if policy == "nonzeros-only":
-        return Priced(stats.nonzeros, 0, bits, None)
-    if policy == "when-zeros":
-        return Priced(stats.nonzeros, stats.numel, bits, (1, 1))
-    best = dense
-    for option in stats.options:
-        candidate = Priced(option.values, option.mask_bits, bits, option.block)
-        if candidate.storage < best.storage:
-            best = candidate
-    return best
+    pol = storage_policy(policy)
+    dense_bits = stats.numel * bits
+    if stats.nonzeros is None:
+        return Priced(stats.numel, 0, bits, None, "dense: values unknown (meta tensor), stored as dense")
+    if stats.nonzeros == stats.numel or stats.numel == 0:
+        return Priced(stats.numel, 0, bits, None, "dense: no zeros")
+    if not stats.sparse_allowed or pol.sparse_tensors == "none" or \
+            (pol.sparse_tensors == "weights" and stats.role != "weight"):
+        why = ("the convention stores nothing sparse" if pol.sparse_tensors == "none" or stats.role == "weight"
+               else "a vector (bias, norm parameter); its zeros are stored values")
+        return Priced(stats.numel, 0, bits, None, f"dense: {why}")
+    allowed = [o for o in stats.options if _allowed(o, pol.sparse_format, stats.nonzeros)]
+    if not allowed:
+        return Priced(stats.numel, 0, bits, None, "dense: no sparse format of the convention applies")
+    best = min(allowed, key=lambda o: (o.values * bits + o.mask_bits, o.block != (1, 1)))
+    cost = best.values * bits + best.mask_bits
+    what = ("non-zeros" if best.values == stats.nonzeros else "values") + f" x {bits} bits + {best.mask_bits} " \
+        + ("mask bits" if best.block == (1, 1) else f"{best.block[0]}x{best.block[1]} block bits")
+    if cost >= dense_bits:
+        return Priced(stats.numel, 0, bits, None, f"dense: cheaper than {best.values} {what}")
+    kind = "element bitmask" if best.block == (1, 1) else f"{best.block[0]}x{best.block[1]} block bitmask"
+    return Priced(best.values, best.mask_bits, bits, best.block,
+                  f"{kind}: {best.values} {what} < dense {stats.numel} x {bits} bits")
+
+
+def _allowed(option: SparseOption, sparse_format: str, nonzeros: int) -> bool:
+    if option.block == (1, 1):
+        return True
+    if sparse_format == "block":
+        return option.values == nonzeros
+    return sparse_format == "cheapest"

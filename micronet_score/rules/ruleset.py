@@ -17,7 +17,9 @@ class RuleSet:
     """score = parameter storage / ``param_baseline`` + math operations / ``ops_baseline``.
 
     ``threshold`` is the top-1 accuracy (a fraction, e.g. 0.8) an entry must reach, compared exactly (8,000 of
-    10,000 passes 0.8). ``convention`` names how counts are made (see :mod:`micronet_score.convention`).
+    10,000 passes 0.8); with ``lower_is_better`` it is the most the ``metric`` may be (a perplexity of 35).
+    ``convention`` names how counts are made (see :mod:`micronet_score.convention`). ``sources`` say where the
+    baselines and rules come from, ``references`` the published numbers the library is tested against.
 
     >>> RuleSet("my-course", 5.6e6, 2.8e8, threshold=0.9, dataset="CIFAR-10").name
     'my-course'
@@ -34,6 +36,10 @@ class RuleSet:
     source: str = ""
     input_size: tuple[int, ...] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    metric: str = "top1"
+    lower_is_better: bool = False  # the threshold is a maximum (perplexity), not a minimum (accuracy)
+    sources: tuple[str, ...] = ()
+    references: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -42,7 +48,12 @@ class RuleSet:
             value = getattr(self, attr)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise ValueError(f"rule set {self.name!r}: {attr} must be a positive number, got {value!r}")
-        if self.threshold is not None and not 0 <= self.threshold <= 1:
+        if self.lower_is_better:
+            if self.threshold is not None and (isinstance(self.threshold, bool) or
+                                               not isinstance(self.threshold, (int, float)) or self.threshold <= 0):
+                raise ValueError(f"rule set {self.name!r}: threshold is the largest {self.metric} that passes, a "
+                                 f"positive number; got {self.threshold!r}")
+        elif self.threshold is not None and not 0 <= self.threshold <= 1:
             raise ValueError(f"rule set {self.name!r}: threshold is a fraction in [0, 1] (0.8 for 80%), "
                              f"got {self.threshold!r}")
         get_convention(self.convention)  # fail early on an unknown convention
@@ -56,6 +67,10 @@ class RuleSet:
         """Whether ``accuracy`` (a fraction, or (correct, total)) reaches the threshold, compared exactly."""
         if self.threshold is None:
             return None
+        if self.lower_is_better:
+            if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not accuracy >= 0:
+                raise ValueError(f"{self.metric} must be a non-negative number, got {accuracy!r}")
+            return Fraction(repr(float(accuracy))) <= Fraction(repr(float(self.threshold)))
         return accuracy_fraction(accuracy) >= Fraction(repr(float(self.threshold)))
 
 
@@ -118,6 +133,10 @@ def load(path: str | Path) -> RuleSet:
     base = "micronet"
     accumulator_bits = 16
     ```
+
+    ``convention`` may also be a name (``convention = "imta-profile"``); a ``[rules.convention.costs]`` table
+    overrides costs (``BatchNorm2d = { ops = 2, per = "input" }``, ``"aten.relu" = "free"``), and a
+    ``[rules.references]`` table records reference numbers. The shipped rule sets are such files.
     """
     if sys.version_info >= (3, 11):
         import tomllib
@@ -137,34 +156,43 @@ def load(path: str | Path) -> RuleSet:
     known = set(RuleSet.__dataclass_fields__)
     convention = table.pop("convention", "micronet")
     if isinstance(convention, dict):
-        overrides = dict(convention)
-        base = get_convention(overrides.pop("base", "micronet"))
-        bad = set(overrides) - set(Convention.__dataclass_fields__)
-        if bad:
-            raise ValueError(f"{path}: unknown convention field(s) {sorted(bad)}; known: "
-                             f"{sorted(Convention.__dataclass_fields__)}")
-        overrides.setdefault("name", f"{base.name}+{table.get('name', path.stem)}")
-        convention = base.with_options(**overrides)
+        convention = convention_from_table(convention, default_name=f"{table.get('name', path.stem)}", where=path)
     unknown = set(table) - known
     if unknown:
         raise ValueError(f"{path}: unknown rule set field(s) {sorted(unknown)}; known: {sorted(known)}")
     if "input_size" in table:
         table["input_size"] = tuple(table["input_size"])
+    if "sources" in table:
+        table["sources"] = tuple(table["sources"])
     try:
         return RuleSet(convention=convention, **table)
     except TypeError as exc:
         raise ValueError(f"{path}: {exc}") from exc
 
 
-register(RuleSet(
-    name="micronet-2019-cifar100", param_baseline=36.5e6, ops_baseline=10.49e9, threshold=0.80,
-    dataset="CIFAR-100", version="2019",
-    description="NeurIPS 2019 MicroNet Challenge, CIFAR-100 track (baseline WideResNet-28-10)",
-    source="https://micronet-challenge.github.io/scoring_and_submission", input_size=(1, 3, 32, 32),
-))
-register(RuleSet(
-    name="micronet-2019-imagenet", param_baseline=6.9e6, ops_baseline=1170e6, threshold=0.75,
-    dataset="ImageNet", version="2019",
-    description="NeurIPS 2019 MicroNet Challenge, ImageNet track (baseline MobileNetV2 width 1.4)",
-    source="https://micronet-challenge.github.io/scoring_and_submission", input_size=(1, 3, 224, 224),
-))
+def convention_from_table(table: dict[str, Any], *, default_name: str, where: Any = "") -> Convention:
+    """A convention from a TOML table: ``base`` (a convention name, default ``"micronet"``) and any
+    :class:`~micronet_score.convention.Convention` fields to override (``costs`` as a table)."""
+    overrides = dict(table)
+    base = get_convention(overrides.pop("base", "micronet"))
+    bad = set(overrides) - set(Convention.__dataclass_fields__)
+    if bad:
+        raise ValueError(f"{where}: unknown convention field(s) {sorted(bad)}; known: "
+                         f"{sorted(Convention.__dataclass_fields__)}")
+    overrides.setdefault("name", f"{base.name}+{default_name}")
+    if "sources" in overrides:
+        overrides["sources"] = tuple(overrides["sources"])
+    return base.with_options(**overrides)
+
+
+def _register_shipped() -> None:
+    """Register every rule set shipped as a TOML file next to this module."""
+    from importlib.resources import as_file, files
+
+    for entry in sorted(files("micronet_score.rules").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            with as_file(entry) as path:
+                register(load(path))
+
+
+_register_shipped()

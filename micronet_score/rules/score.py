@@ -9,6 +9,7 @@ import torch
 
 from micronet_score.errors import ConventionMismatchError, InputError
 from micronet_score.report import Report
+from micronet_score.rules import formulas
 from micronet_score.rules.ruleset import RuleSet, get
 
 
@@ -62,7 +63,7 @@ def score(
             raise InputError("score() got a Report and also inputs or count options; pass either a Report, or "
                              "a model with its inputs")
         report = target
-        if report.convention != ruleset.counting.name:
+        if report.convention != ruleset.counting.name or ruleset.counting.attribution != "operators":
             raise ConventionMismatchError(
                 f"the report was counted under convention {report.convention!r} but rule set {ruleset.name!r} "
                 f"scores under {ruleset.counting.name!r}: call ms.score(model, inputs, rules={ruleset.name!r})"
@@ -73,12 +74,26 @@ def score(
                 raise InputError(f"score() needs inputs for the model (rule set {ruleset.name!r} has no default "
                                  "input size)")
             inputs = ruleset.input_size
-        from micronet_score.counting.engine import count
-
-        report = count(target, inputs, convention=ruleset.counting, **count_options)
+        report = _measure(target, inputs, ruleset, count_options)  # dispatch on the convention
     else:
         raise InputError(f"score() needs a Report or a torch.nn.Module, got {type(target).__name__}")
-    return evaluate(report.param_storage, report.math_ops, rules=ruleset, accuracy=accuracy)
+    storage, ops = formulas.terms(ruleset.counting, report)
+    return evaluate(storage, ops, rules=ruleset, accuracy=accuracy)
+
+
+def _measure(model: torch.nn.Module, inputs: Any, ruleset: RuleSet, options: dict[str, Any]) -> Any:
+    """Count ``model`` the way the rule set's convention attributes costs (see rules/formulas.py)."""
+    conv = ruleset.counting
+    if conv.per_token and not formulas.one_token_per_example(inputs):
+        raise InputError(f"rule set {ruleset.name!r} counts per token: step one token at a time (inputs of "
+                         "shape (batch, 1), the recurrent state passed as an input)")
+    if conv.attribution == "leaf-modules":
+        from micronet_score.counting.leaf_profile import profile
+
+        return profile(model, inputs, convention=conv, **options)
+    from micronet_score.counting.engine import count
+
+    return count(model, inputs, convention=conv, **options)
 
 
 def evaluate(

@@ -1,0 +1,117 @@
+"""The course rule sets (spec section 4) reproduce their published ResNet-18 figures."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import micronet_score as ms
+
+
+class FunctionalReLU(nn.Module):
+    """kuangliu's ResNet calls F.relu: the course script, which hooks modules, never sees it."""
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+def trained_like(model: nn.Module) -> nn.Module:
+    """A fresh build starts its 4,800 batch-norm shifts at exactly 0; after training none is 0 (the
+    course's references count all 11,173,962 parameters as non-zero)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.bias.fill_(0.01)
+        model.linear.bias.fill_(0.01)
+    return model
+
+
+def kuangliu_layout(model: nn.Module) -> nn.Module:
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.ReLU):
+                setattr(parent, name, FunctionalReLU())
+    return model
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    return trained_like(ms.models.build("resnet18-cifar"))
+
+
+def test_imta_2023_resnet18_scores_two():
+    s = ms.score(kuangliu_layout(trained_like(ms.models.build("resnet18-cifar"))), rules="imta-2023")
+    # profile.py at b = 16: convs 832,512,000 + batch norms 3 x 614,400 elements = 1,843,200 + linear
+    # 10 x (512/2 + 511) = 7,670 -> 834,362,870 ops; 11,173,962 parameters x 16/32 = 5,586,981.
+    assert s.math_ops == 834_362_870
+    assert s.param_storage == 5_586_981
+    assert round(s.value, 4) == 2.0000  # 1 + 834,362,870 / 834,362,880
+    assert s.convention == "imta-profile" and s.rules == "imta-2023"
+
+
+def test_imta_2023_counts_relu_modules(resnet18):
+    # The zoo's ResNet-18 uses nn.ReLU modules: 1 op per element each, which F.relu never costs:
+    # stem 64x32x32 = 65,536; 4 ReLUs x 64x32x32 = 262,144; 4 x 128x16x16 = 131,072; 4 x 256x8x8 = 65,536;
+    # 4 x 512x4x4 = 32,768 -> 557,056 more.
+    s = ms.score(resnet18, rules="imta-2023")
+    assert s.math_ops == 834_362_870 + 557_056
+
+
+def test_imta_2025_resnet18_at_32_and_16_bits(resnet18):
+    # 11,173,962 / 5.6e6 + 555,422,720 MACs / 2.8e8 = 3.9790 at 32 bits; halved at 16 bits.
+    s32 = ms.score(resnet18, rules="imta-2025")
+    assert (s32.param_storage, s32.math_ops) == (11_173_962, 555_422_720)
+    assert round(s32.value, 4) == 3.9790
+    assert round(ms.score(resnet18, rules="imta-2025", bits=16).value, 4) == 1.9895
+
+
+def test_imta_2025_drops_zeroed_filters_not_lone_zeros():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.Flatten(), nn.Linear(4 * 2 * 2, 2, bias=False))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(1.0)
+        model[0].weight[0] = 0  # a whole filter: 27 parameters and its MACs go
+        model[0].weight[1, 0, 0, 0] = 0  # a lone zero: one parameter goes, MACs stay
+    s = ms.score(model, (1, 3, 4, 4), rules="imta-2025")
+    # nnz: 108 - 27 - 1 = 80 conv + 32 linear = 112 at 32 bits; MACs: 4 positions x 27 x 3 filters = 324 + 32
+    assert (s.param_storage, s.math_ops) == (112, 356)
+    assert s.value == pytest.approx(112 / 5.6e6 + 356 / 2.8e8)
+
+
+def test_course_rules_selectable_by_name_and_their_reports_are_not_interchangeable():
+    assert {"imta-2023", "imta-2025", "micronet-2019-wikitext103"} <= set(ms.rules.names())
+    report = ms.count(nn.Linear(4, 2), (1, 4))
+    with pytest.raises(ms.ConventionMismatchError):
+        ms.score(report, rules="imta-2023")
+
+
+def test_wikitext103_rule_set():
+    rules = ms.rules.get("micronet-2019-wikitext103")
+    assert (rules.param_baseline, rules.ops_baseline) == (159e6, 318e6)
+    assert rules.metric == "perplexity" and rules.lower_is_better
+    assert rules.passes(35.0) is True and rules.passes(34.2) is True and rules.passes(35.01) is False
+    assert rules.counting.per_token and rules.counting.name == "micronet-per-token"
+    # 159M parameters and 318M ops score 2 (the baseline).
+    assert ms.rules.evaluate(159e6, 318e6, rules=rules).value == pytest.approx(2.0)
+    embed = nn.Sequential(nn.Embedding(100, 8), nn.Flatten(), nn.Linear(8, 100))
+    one_token = torch.zeros(1, 1, dtype=torch.long)
+    assert ms.score(embed, one_token, rules=rules).convention == "micronet-per-token"
+    with pytest.raises(ms.InputError, match="one token at a time"):
+        ms.score(nn.Sequential(nn.Embedding(100, 8), nn.Flatten(), nn.Linear(40, 100)),
+                 torch.zeros(1, 5, dtype=torch.long), rules=rules)
+
+
+def test_the_operator_engine_refuses_course_conventions_instead_of_counting_them_wrong():
+    with pytest.raises(ms.MicronetError, match="ms.score\\(model, inputs, rules=...\\)"):
+        ms.count(nn.Linear(4, 2), (1, 4), convention="imta-profile")
+
+
+def test_cli_scores_course_rule_sets_and_lists_thresholds(capsys):
+    from micronet_score.cli import main
+
+    model = "torch.nn:Identity"  # nothing to count: a score of 0 under the course's own counter
+    assert main(["count", model, "--input", "1,3,4,4", "--rules", "imta-2025"]) == 0
+    assert "imta-2025" in capsys.readouterr().out
+    assert main(["rules"]) == 0
+    out = capsys.readouterr().out
+    assert "perplexity ≤ 35" in out and "top-1 ≥ 90%" in out and "imta-profile" in out
