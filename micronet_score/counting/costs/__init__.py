@@ -12,4 +12,5 @@ from micronet_score.counting.costs import (  # noqa: F401
     quantized,
     reduction,
     rnn,
+    scatter,
 )
