@@ -126,3 +126,4 @@ def _check_kwargs(s: ModelSpec, kwargs: Mapping[str, Any]) -> None:
             f"model {s.name!r} got unexpected keyword argument(s) {', '.join(unknown)}; "
             f"it accepts: {', '.join(s.default_kwargs)}"
         )
+from . import lstm_lm  # noqa: E402,F401  (registers lstm-lm-wikitext103)

@@ -11,4 +11,6 @@ from micronet_score.counting.costs import (  # noqa: F401
     pooling,
     quantized,
     reduction,
+    rnn,
+    scatter,
 )

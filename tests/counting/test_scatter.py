@@ -1,0 +1,77 @@
+"""Scatter and indexed writes: free when they copy, one add or mult per source element when they combine."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import micronet_score as ms
+
+X = torch.arange(1.0, 7.0).reshape(1, 6)  # one example of 6 values
+IDX = torch.tensor([[0, 1, 1, 3, 2, 0]])  # 6 source elements into 4 places
+
+
+def ops(fn_module, fn, x: torch.Tensor = X) -> tuple[float, float]:
+    r = ms.count(fn_module(fn), x, strict=True)
+    return r.mults, r.adds
+
+
+def test_index_put(fn_module):
+    rows, cols = torch.tensor([0]), torch.tensor([0, 2, 2])  # broadcast: 3 positions, 3 values
+    assert ops(fn_module, lambda x: x.index_put((rows, cols), x[0, :3] * 1, accumulate=True)) == (3, 3 + 0)
+    assert ops(fn_module, lambda x: x.index_put((rows, cols), x[0, :3] * 1)) == (3, 0)  # x * 1: 3 mults
+    # a boolean mask with 3 true entries and a scalar value broadcast to them: 3 adds, not 1
+    mask = torch.tensor([[True, False, True, True, False, False]])
+    assert ops(fn_module, lambda x: x.index_put((mask,), torch.tensor(1.0), accumulate=True)) == (0, 3)
+    assert ops(fn_module, lambda x: x.clone().index_put_((mask,), torch.tensor(1.0), accumulate=True)) == (0, 3)
+    assert ops(fn_module, lambda x: x.index_put((mask,), torch.tensor(1.0))) == (0, 0)
+
+
+def test_scatter(fn_module):
+    z = torch.zeros(1, 4)
+    assert ops(fn_module, lambda x: z.scatter(1, IDX, x, reduce="add")) == (0, 6)
+    assert ops(fn_module, lambda x: z.scatter(1, IDX, x, reduce="multiply")) == (6, 0)
+    assert ops(fn_module, lambda x: x.scatter(1, IDX, 2.0, reduce="multiply")) == (6, 0)  # value variant
+    assert ops(fn_module, lambda x: z.scatter(1, IDX[:, :4], x)) == (0, 0)  # plain scatter copies
+    assert ops(fn_module, lambda x: x.scatter(1, IDX, 0.0)) == (0, 0)
+    assert ops(fn_module, lambda x: z.clone().scatter_(1, IDX, x, reduce="add")) == (0, 6)
+
+
+def test_scatter_add_and_reduce(fn_module):
+    z = torch.zeros(1, 4)
+    assert ops(fn_module, lambda x: z.scatter_add(1, IDX, x)) == (0, 6)
+    assert ops(fn_module, lambda x: z.scatter_reduce(1, IDX, x, "sum")) == (0, 6)
+    assert ops(fn_module, lambda x: z.scatter_reduce(1, IDX, x, "prod")) == (6, 0)
+    assert ops(fn_module, lambda x: z.scatter_reduce(1, IDX, x, "amax")) == (6, 0)  # comparisons
+    # mean: 6 adds, then one division for each of the 4 outputs
+    assert ops(fn_module, lambda x: z.scatter_reduce(1, IDX, x, "mean")) == (4, 6)
+
+
+def test_index_add_and_reduce(fn_module):
+    z = torch.zeros(1, 4)
+    index = torch.tensor([0, 1, 1, 3, 2, 0])
+    assert ops(fn_module, lambda x: z.index_add(1, index, x)) == (0, 6)
+    assert ops(fn_module, lambda x: z.index_add(1, index, x, alpha=2.0)) == (6, 6)  # alpha scales each source
+    assert ops(fn_module, lambda x: z.index_reduce(1, index, x, "prod")) == (6, 0)
+    assert ops(fn_module, lambda x: z.index_reduce(1, index, x, "mean")) == (4, 6)
+
+
+def test_put(fn_module):
+    index = torch.tensor([0, 1, 1, 5, 7, 2])
+    assert ops(fn_module, lambda x: torch.zeros(8).put_(index, x.reshape(6), accumulate=True)) == (0, 6)
+    assert ops(fn_module, lambda x: torch.zeros(8).put(index, x.reshape(6), accumulate=True)) == (0, 6)
+    assert ops(fn_module, lambda x: torch.zeros(8).put_(index, x.reshape(6))) == (0, 0)
+
+
+def test_copy_into_another_dtype_is_a_conversion(fn_module):
+    # float32 -> float64 rounds nothing but widens beyond float32: 1 op per element, as _to_copy (free.py)
+    assert ops(fn_module, lambda x: torch.empty(1, 6, dtype=torch.float64).copy_(x)) == (6, 0)
+    assert ops(fn_module, lambda x: torch.empty(1, 6, dtype=torch.float16).copy_(x)) == (0, 0)
+    assert ops(fn_module, lambda x: torch.empty(1, 6).copy_(x)) == (0, 0)
+
+
+def test_unknown_reduction_is_an_error(fn_module):
+    from micronet_score.counting.costs.scatter import _reduce_cost
+
+    with pytest.raises(ValueError, match="unknown scatter reduction 'median'"):
+        _reduce_cost("median", 6, 4)
