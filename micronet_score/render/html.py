@@ -43,6 +43,8 @@ def report_html(report: Report, top: int = 5) -> str:
     """The summary, the ``top`` layers by 32-bit-equivalent math ops, and every layer under ``<details>``."""
     summary = "<br>".join(escape(line) for line in report_summary(report).splitlines())
     headers, costly = _layer_rows(report, report.costliest(top))
+    for row, layer in zip(costly, report.costliest(top)):
+        row.append(f"{100 * layer.math_ops / report.math_ops:.1f}%" if report.math_ops else "-")
     _, every = _layer_rows(report, report.layers)
     columns = metric_columns(report)
     every.append(["total", "", *(format_metric(k, getattr(report, n)) for n, _, k in columns),
@@ -52,7 +54,8 @@ def report_html(report: Report, top: int = 5) -> str:
         unsupported = (f"<p><b>{report.unsupported_total} operator call(s) not counted</b>: "
                        f"{escape(', '.join(sorted({op for c in report.unsupported.values() for op in c})))}</p>")
     return (f"{_STYLE}<div class=\"micronet-report\"><p><b>Report</b> {summary}</p>{unsupported}"
-            f"<p>Costliest {len(costly)} of {len(report.layers)} layers (by math ops):</p>{_table(headers, costly)}"
+            f"<p>Costliest {len(costly)} of {len(report.layers)} layers (by math ops):</p>"
+            f"{_table([*headers, '% of ops'], costly)}"
             f"<details><summary>All {len(report.layers)} layers</summary>{_table(headers, every)}</details></div>")
 
 
