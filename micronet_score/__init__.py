@@ -21,10 +21,12 @@ from micronet_score.errors import (
     ForwardError,
     InputError,
     MicronetError,
+    MissingExtraError,
     UnknownRuleSetError,
     UnsupportedOpError,
 )
 from micronet_score.loading import load_weights
+from micronet_score.render.plots import plot_history
 from micronet_score.report import LayerRow, Report, TensorRow
 from micronet_score.rules import RuleSet, Score, score
 
@@ -57,4 +59,6 @@ __all__ = [
     "rules",
     "scan_checkpoint",
     "score",
+    "plot_history",
+    "MissingExtraError",
 ]

@@ -25,18 +25,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tabulate import tabulate
-
 from micronet_score.errors import InputError
-from micronet_score.render import format_count
-from micronet_score.report import LayerRow, Report
+from micronet_score.report import LayerRow, Metrics, Report, metric_names
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from pandas import DataFrame
+
     from micronet_score.rules.ruleset import RuleSet
     from micronet_score.rules.score import Score
 
-#: The numeric fields compared for every layer and for the total, in table order.
-FIELDS: tuple[str, ...] = ("params", "nonzero_params", "mask_bits", "mults", "adds", "param_storage", "math_ops")
+_ZERO = Metrics(0, 0, 0, 0, 0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -91,20 +90,31 @@ class BitsChange:
 @dataclass(frozen=True)
 class LayerComparison:
     """One module's row before and after. ``type_before``/``type_after`` are None where the module has no
-    row in that report (it was added or removed, or costs nothing there)."""
+    row in that report (it was added or removed, or costs nothing there); its numbers then count as zeros.
+
+    Every :class:`~micronet_score.report.Metrics` field reads as a :class:`Change`: ``row.mults.delta``.
+    """
 
     name: str
     type_before: str | None
     type_after: str | None
-    params: Change
-    nonzero_params: Change
-    mask_bits: Change
-    mults: Change
-    adds: Change
-    param_storage: Change
-    math_ops: Change
+    before: Metrics
+    after: Metrics
     param_bits: BitsChange
     mult_bits: BitsChange
+
+    def __getattr__(self, name: str) -> Change:
+        if name in metric_names():
+            return self.change(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def change(self, metric: str) -> Change:
+        """The :class:`Change` of one metric (a :class:`~micronet_score.report.Metrics` field name)."""
+        return Change(getattr(self.before, metric), getattr(self.after, metric))
+
+    def changes(self) -> dict[str, Change]:
+        """Every metric's :class:`Change`, in table order."""
+        return {name: self.change(name) for name in metric_names()}
 
     @property
     def status(self) -> str:
@@ -113,15 +123,21 @@ class LayerComparison:
             return "added"
         if self.type_after is None:
             return "removed"
-        changed = any(getattr(self, f).changed for f in FIELDS) or self.param_bits.changed or \
+        changed = self.before != self.after or self.param_bits.changed or \
             self.mult_bits.changed or self.type_before != self.type_after
         return "changed" if changed else "unchanged"
+
+    def __or__(self, other: LayerComparison) -> LayerComparison:
+        """Two rows summed into one named like ``self`` (types become "…" where either side has a row)."""
+        kinds = ["…" if a is not None or b is not None else None
+                 for a, b in ((self.type_before, other.type_before), (self.type_after, other.type_after))]
+        return LayerComparison(self.name, kinds[0], kinds[1], self.before + other.before, self.after + other.after,
+                               self.param_bits | other.param_bits, self.mult_bits | other.mult_bits)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "type_before": self.type_before, "type_after": self.type_after,
                                 "status": self.status}
-        for f in FIELDS:
-            change = getattr(self, f)
+        for f, change in self.changes().items():
             data[f] = {"before": change.before, "after": change.after, "delta": change.delta}
         for f in ("param_bits", "mult_bits"):
             data[f] = {"before": list(getattr(self, f).before), "after": list(getattr(self, f).after)}
@@ -158,7 +174,7 @@ class ScoreDelta:
                 f"{self.ops_term_delta:+.6f})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Comparison:
     """Per-layer and total differences between two reports (see :func:`compare`)."""
 
@@ -190,9 +206,52 @@ class Comparison:
         return ScoreDelta(score(self.before, rules=rules, accuracy=accuracy_before),
                           score(self.after, rules=rules, accuracy=accuracy_after))
 
+    def merged(self, depth: int | None = None) -> tuple[LayerComparison, ...]:
+        """The rows, with rows deeper than ``depth`` name levels summed into their ancestor at that depth
+        (type "…" for a merged row). ``None``: the rows as they are."""
+        if depth is None:
+            return self.layers
+        merged: dict[str, LayerComparison] = {}
+        for row in self.layers:
+            name = ".".join(row.name.split(".")[:depth]) if row.name else row.name
+            current = merged.get(name)
+            if current is None:
+                if name != row.name:
+                    row = LayerComparison(name, "…" if row.type_before else None, "…" if row.type_after else None,
+                                          row.before, row.after, row.param_bits, row.mult_bits)
+                merged[name] = row
+            else:
+                merged[name] = current | row
+        return tuple(merged.values())
+
     def table(self, depth: int | None = None, tablefmt: str = "simple", changed_only: bool = False) -> str:
         """A per-layer diff table (tabulate), then the total. See :func:`comparison_table`."""
         return comparison_table(self, depth=depth, tablefmt=tablefmt, changed_only=changed_only)
+
+    def __repr__(self) -> str:
+        from micronet_score.render.text import comparison_repr
+
+        return comparison_repr(self)
+
+    def _repr_html_(self) -> str:
+        from micronet_score.render.html import comparison_html
+
+        return comparison_html(self)
+
+    def to_pandas(self, depth: int | None = None) -> DataFrame:
+        """One row per module with ``<metric>_before``/``<metric>_after``/``<metric>_delta`` columns (needs
+        ``pip install 'micronet-score[notebook]'``)."""
+        from micronet_score.render.frames import comparison_frame
+
+        return comparison_frame(self, depth=depth)
+
+    def plot(self, depth: int | None = 1, top: int = 12) -> Figure:
+        """What compression changed: the ``top`` layers (merged to ``depth`` name levels) with the largest change of
+        32-bit-equivalent storage and operations, before against after, and the totals by bit width. Returns the
+        matplotlib Figure (``pip install 'micronet-score[plot]'``)."""
+        from micronet_score.render.plots import comparison_plot
+
+        return comparison_plot(self, depth=depth, top=top)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able numbers (the two reports are not included; use their own ``to_dict``)."""
@@ -225,8 +284,7 @@ def compare(before: Report, after: Report) -> Comparison:
     layers = tuple(_layer(name, rows_before.get(name), rows_after.get(name))
                    for name in _merged_order([r.name for r in before.layers], [r.name for r in after.layers]))
     total = LayerComparison(
-        name="total", type_before="", type_after="",
-        **{f: Change(getattr(before, f), getattr(after, f)) for f in FIELDS},
+        name="total", type_before="", type_after="", before=before.metrics(), after=after.metrics(),
         param_bits=BitsChange(tuple(sorted(before.params_by_bits)), tuple(sorted(after.params_by_bits))),
         mult_bits=BitsChange(tuple(sorted(before.mults_by_bits)), tuple(sorted(after.mults_by_bits))),
     )
@@ -251,74 +309,16 @@ def _merged_order(first: list[str], second: list[str]) -> list[str]:
     return order
 
 
-def _value(row: LayerRow | None, field: str) -> float | int | None:
-    if row is None:
-        return 0
-    return getattr(row, field)
-
-
 def _layer(name: str, before: LayerRow | None, after: LayerRow | None) -> LayerComparison:
     return LayerComparison(
         name=name,
         type_before=before.type if before is not None else None,
         type_after=after.type if after is not None else None,
-        **{f: Change(_value(before, f), _value(after, f)) for f in FIELDS},
+        before=before.metrics() if before is not None else _ZERO,
+        after=after.metrics() if after is not None else _ZERO,
         param_bits=BitsChange(before.param_bits if before else (), after.param_bits if after else ()),
         mult_bits=BitsChange(before.mult_bits if before else (), after.mult_bits if after else ()),
     )
-
-
-# --------------------------------------------------------------------------------------------- rendering
-def _one_decimal(value: float | int | None) -> str:
-    return "?" if value is None else f"{value:,.1f}"
-
-
-def _signed(value: float | int | None) -> str:
-    if value is None:
-        return "?"
-    return f"{value:+,.1f}" if round(value, 1) != 0 else "0"
-
-
-def _cell(change: Change, fmt=format_count) -> str:
-    if not change.changed:
-        return fmt(change.before)
-    return f"{fmt(change.before)} → {fmt(change.after)}"
-
-
-def _bits(widths: tuple[int, ...]) -> str:
-    return "/".join(str(b) for b in widths) if widths else "-"
-
-
-def _bits_cell(change: BitsChange) -> str:
-    if not change.changed:
-        return _bits(change.before)
-    return f"{_bits(change.before)} → {_bits(change.after)}"
-
-
-def _type_cell(row: LayerComparison) -> str:
-    before = row.type_before if row.type_before is not None else "(none)"
-    after = row.type_after if row.type_after is not None else "(none)"
-    return before if before == after else f"{before} → {after}"
-
-
-def _merge(rows: tuple[LayerComparison, ...], depth: int) -> list[LayerComparison]:
-    merged: dict[str, LayerComparison] = {}
-    for row in rows:
-        name = ".".join(row.name.split(".")[:depth]) if row.name else row.name
-        current = merged.get(name)
-        if current is None:
-            if name != row.name:
-                row = LayerComparison(name, "…" if row.type_before else None, "…" if row.type_after else None,
-                                      *(getattr(row, f) for f in FIELDS), row.param_bits, row.mult_bits)
-            merged[name] = row
-            continue
-        kinds = []
-        for a, b in ((current.type_before, row.type_before), (current.type_after, row.type_after)):
-            kinds.append(None if a is None and b is None else "…")
-        merged[name] = LayerComparison(name, kinds[0], kinds[1],
-                                       *(getattr(current, f) + getattr(row, f) for f in FIELDS),
-                                       current.param_bits | row.param_bits, current.mult_bits | row.mult_bits)
-    return list(merged.values())
 
 
 def comparison_table(comparison: Comparison, depth: int | None = None, tablefmt: str = "simple",
@@ -327,26 +327,10 @@ def comparison_table(comparison: Comparison, depth: int | None = None, tablefmt:
     only the rows that changed with ``changed_only``), then the total. A changed number reads
     ``before → after``; the last two columns are the changes of the score's numerators (32-bit-equivalent
     parameter storage and math operations)."""
-    rows = list(comparison.layers) if depth is None else _merge(comparison.layers, depth)
-    if changed_only:
-        rows = [r for r in rows if r.status != "unchanged"]
-    body = []
-    for r in [*rows, comparison.total]:
-        body.append([r.name or "(root)", _type_cell(r) if r is not comparison.total else "",
-                     *(_cell(getattr(r, f)) for f in ("params", "nonzero_params", "mask_bits")),
-                     _bits_cell(r.param_bits), _bits_cell(r.mult_bits),
-                     *(_cell(getattr(r, f)) for f in ("mults", "adds")),
-                     _cell(r.param_storage, _one_decimal), _cell(r.math_ops, _one_decimal),
-                     _signed(r.param_storage.delta), _signed(r.math_ops.delta)])
-    headers = ["layer", "type", "params", "nonzero", "mask bits", "p bits", "m bits", "mults", "adds",
-               "param storage", "math ops", "Δ storage", "Δ ops"]
-    lines = tabulate(body, headers=headers, tablefmt=tablefmt, disable_numparse=True,
-                     colalign=("left", "left") + ("right",) * 11)
-    before, after = comparison.freebie
-    note = "" if before == after else \
-        f"\n16-bit freebie: {'on' if before else 'off'} → {'on' if after else 'off'}"
-    return lines + note
+    from micronet_score.render.text import comparison_table as render
+
+    return render(comparison, depth=depth, tablefmt=tablefmt, changed_only=changed_only)
 
 
-__all__ = ["FIELDS", "BitsChange", "Change", "Comparison", "LayerComparison", "ScoreDelta", "compare",
+__all__ = ["BitsChange", "Change", "Comparison", "LayerComparison", "ScoreDelta", "compare",
            "comparison_table"]

@@ -1,19 +1,83 @@
 """Frozen results of a count: per-layer rows, per-tensor rows and totals, with a JSON round trip.
 
-Rendering lives in :mod:`micronet_score.render`; these classes only hold numbers.
+The seven numbers every row and total carries are declared once, in :class:`Metrics`; :class:`LayerRow`,
+:class:`Report`, :mod:`micronet_score.compare` and the renderers all read that one declaration.
+Rendering lives in :mod:`micronet_score.render` (imported only inside the display methods); these classes
+only hold numbers.
+
+>>> import torch, micronet_score as ms
+>>> report = ms.count(torch.nn.Linear(4, 2), (1, 4))
+>>> [m for m in metric_names()]
+['params', 'nonzero_params', 'mask_bits', 'mults', 'adds', 'param_storage', 'math_ops']
+>>> report.metrics().params, report.metrics().mults  # 4*2 + 2 values; 4*2 mults
+(10, 8)
+>>> repr(report)
+'<Report Linear: 10 params (10 non-zero), 8 mults, 8 adds, storage 5.0, ops 12.0>'
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from pandas import DataFrame
 
 SCHEMA_VERSION = 1
 
 
+def _metric(header: str, kind: str, doc: str) -> Any:
+    return field(metadata={"header": header, "kind": kind, "doc": doc})
+
+
 @dataclass(frozen=True)
-class LayerRow:
+class Metrics:
+    """The seven numbers of a count, for one layer or for the whole model (the one place they are declared).
+
+    Each field's ``metadata`` gives its table ``header``, its ``kind`` (``"count"``: an exact number of
+    values, bits or operations; ``"equiv"``: a 32-bit equivalent after bit widths) and a ``doc`` line.
+    ``nonzero_params`` is None when values are unknown (meta tensors).
+
+    >>> a = Metrics(params=4, nonzero_params=3, mask_bits=4, mults=8, adds=6, param_storage=2.0, math_ops=7.0)
+    >>> (a + a).params, (a + a).nonzero_params
+    (8, 6)
+    >>> (a + Metrics(1, None, 0, 0, 0, 0.5, 0.0)).nonzero_params is None  # unknown stays unknown
+    True
+    """
+
+    params: int = _metric("params", "count", "values stored, zeros included")
+    nonzero_params: int | None = _metric("nonzero", "count", "non-zero values stored (None: unknown)")
+    mask_bits: int = _metric("mask bits", "count", "bits of the sparsity bitmasks")
+    mults: float = _metric("mults", "count", "multiplications per example")
+    adds: float = _metric("adds", "count", "additions per example")
+    param_storage: float = _metric("param storage", "equiv", "32-bit-equivalent parameters (score numerator)")
+    math_ops: float = _metric("math ops", "equiv", "32-bit-equivalent operations (score numerator)")
+
+    def metrics(self) -> Metrics:
+        """Only the seven numbers (a plain :class:`Metrics`, whatever row or report this is)."""
+        return Metrics(**{name: getattr(self, name) for name in metric_names()})
+
+    def __add__(self, other: Metrics) -> Metrics:
+        def plus(a: Any, b: Any) -> Any:
+            return None if a is None or b is None else a + b
+
+        return Metrics(**{n: plus(getattr(self, n), getattr(other, n)) for n in metric_names()})
+
+
+def metric_names() -> tuple[str, ...]:
+    """The names of the :class:`Metrics` fields, in table order."""
+    return tuple(f.name for f in fields(Metrics))
+
+
+def metric_fields() -> tuple[Any, ...]:
+    """The :class:`Metrics` dataclass fields (with their ``header``/``kind``/``doc`` metadata), in order."""
+    return fields(Metrics)
+
+
+@dataclass(frozen=True)
+class LayerRow(Metrics):
     """What one module costs by itself (its children have their own rows).
 
     ``name`` is the module's state_dict prefix ("" for the root). Operation counts are per example; ``params``
@@ -24,13 +88,6 @@ class LayerRow:
     name: str
     type: str
     calls: int
-    params: int
-    nonzero_params: int | None
-    mask_bits: int
-    param_storage: float
-    mults: float
-    adds: float
-    math_ops: float
     param_bits: tuple[int, ...]
     mult_bits: tuple[int, ...]
     add_bits: tuple[int, ...]
@@ -55,8 +112,8 @@ class TensorRow:
     finite: bool = True
 
 
-@dataclass(frozen=True)
-class Report:
+@dataclass(frozen=True, repr=False)
+class Report(Metrics):
     """The result of :func:`micronet_score.count`.
 
     Totals: ``params`` (values stored, zeros included), ``nonzero_params`` (None when values are unknown, e.g.
@@ -64,13 +121,6 @@ class Report:
     numerator), ``mults`` and ``adds`` (raw, per example) and ``math_ops`` (32-bit-equivalent operations).
     """
 
-    params: int
-    nonzero_params: int | None
-    mask_bits: int
-    param_storage: float
-    mults: float
-    adds: float
-    math_ops: float
     layers: tuple[LayerRow, ...]
     tensors: tuple[TensorRow, ...]
     unsupported: dict[str, dict[str, int]]
@@ -96,15 +146,44 @@ class Report:
                 return row
         raise KeyError(f"no layer {name!r} in the report; rows: {', '.join(r.name or '<root>' for r in self.layers)}")
 
-    def subtotal(self, prefix: str) -> dict[str, float]:
-        """Sums over the module ``prefix`` and everything below it (``""``: the whole model)."""
-        keys = ("params", "mask_bits", "param_storage", "mults", "adds", "math_ops")
-        total = dict.fromkeys(keys, 0.0)
+    def subtotal(self, prefix: str) -> dict[str, float | None]:
+        """Sums of every :class:`Metrics` field over the module ``prefix`` and everything below it (``""``: the
+        whole model). ``nonzero_params`` is None when any summed row's non-zeros are unknown."""
+        total = Metrics(0, 0, 0, 0, 0, 0.0, 0.0)
         for row in self.layers:
             if not prefix or row.name == prefix or row.name.startswith(prefix + "."):
-                for k in keys:
-                    total[k] += getattr(row, k)
-        return total
+                total = total + row
+        return {name: getattr(total, name) for name in metric_names()}
+
+    def merged(self, depth: int | None = None) -> tuple[LayerRow, ...]:
+        """The layer rows, with rows deeper than ``depth`` name levels summed into their ancestor at that depth
+        (type ``"…"`` when the merged rows differ; bit widths united). ``None``: the rows as they are."""
+        if depth is None:
+            return self.layers
+        merged: dict[str, LayerRow] = {}
+        for row in self.layers:
+            name = ".".join(row.name.split(".")[:depth]) if row.name else row.name
+            kind = row.type if name == row.name else "…"
+            current = merged.get(name)
+            if current is None:
+                merged[name] = replace(row, name=name, type=kind, unsupported=dict(row.unsupported))
+                continue
+            unsupported = dict(current.unsupported)
+            for op, n in row.unsupported.items():
+                unsupported[op] = unsupported.get(op, 0) + n
+            merged[name] = LayerRow(
+                **asdict(current + row), name=name, type=current.type if current.type == kind else "…",
+                calls=current.calls + row.calls,
+                param_bits=tuple(sorted(set(current.param_bits) | set(row.param_bits))),
+                mult_bits=tuple(sorted(set(current.mult_bits) | set(row.mult_bits))),
+                add_bits=tuple(sorted(set(current.add_bits) | set(row.add_bits))), unsupported=unsupported)
+        return tuple(merged.values())
+
+    def costliest(self, n: int = 5, by: str = "math_ops") -> tuple[LayerRow, ...]:
+        """The ``n`` layer rows with the largest ``by`` (a :class:`Metrics` field name), largest first."""
+        if by not in metric_names():
+            raise KeyError(f"no metric {by!r}; metrics: {', '.join(metric_names())}")
+        return tuple(sorted(self.layers, key=lambda r: getattr(r, by) or 0, reverse=True)[:n])
 
     @property
     def unsupported_total(self) -> int:
@@ -125,6 +204,37 @@ class Report:
 
     def __str__(self) -> str:
         return self.summary()
+
+    def __repr__(self) -> str:
+        from micronet_score.render.text import report_repr
+
+        return report_repr(self)
+
+    def _repr_html_(self) -> str:
+        from micronet_score.render.html import report_html
+
+        return report_html(self)
+
+    def print(self, depth: int | None = None) -> None:
+        """Print the summary and the table: with ``rich`` when it is installed (``pip install
+        'micronet-score[rich]'``), as plain text otherwise."""
+        from micronet_score.render.console import print_report
+
+        print_report(self, depth=depth)
+
+    def to_pandas(self, depth: int | None = None) -> DataFrame:
+        """The layer rows as a pandas DataFrame (one column per field; needs ``pip install
+        'micronet-score[notebook]'``)."""
+        from micronet_score.render.frames import report_frame
+
+        return report_frame(self, depth=depth)
+
+    def plot(self, depth: int | None = 1) -> Figure:
+        """Where the parameters and operations go: by layer (merged to ``depth`` name levels), by bit width and
+        by sparsity. Returns the matplotlib Figure (``pip install 'micronet-score[plot]'``)."""
+        from micronet_score.render.plots import report_plot
+
+        return report_plot(self, depth=depth)
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:

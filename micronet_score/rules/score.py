@@ -13,7 +13,7 @@ from micronet_score.rules import formulas
 from micronet_score.rules.ruleset import RuleSet, get
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Score:
     """``value = param_term + ops_term``; ``passed`` is None when no accuracy was given."""
 
@@ -38,6 +38,16 @@ class Score:
         from micronet_score.render import score_summary
 
         return score_summary(self)
+
+    def __repr__(self) -> str:
+        from micronet_score.render.text import score_repr
+
+        return score_repr(self)
+
+    def _repr_html_(self) -> str:
+        from micronet_score.render.html import score_html
+
+        return score_html(self)
 
 
 def score(
