@@ -152,3 +152,24 @@ def test_no_terminal_escape_codes_in_messages(tmp_path):
     with pytest.raises(CheckpointError) as info:
         load_weights(nn.Linear(1, 1), tmp_path / "ansi.pt")
     assert "\x1b" not in str(info.value) and "[2Jweight" in str(info.value)
+
+
+def test_zip_bomb_that_understates_its_size_is_refused_without_inflating(tmp_path):
+    """The bomb's directory claims its 64 MiB record inflates to 1,024 bytes: the pickle's declared storage
+    size (64 MiB) is checked against that claim, so nothing is inflated."""
+    torch.save({"w": torch.zeros(16 << 20)}, tmp_path / "zeros.pt")
+    _rezip(tmp_path / "zeros.pt", tmp_path / "bomb.pt")
+    data = bytearray((tmp_path / "bomb.pt").read_bytes())
+    with zipfile.ZipFile(tmp_path / "bomb.pt") as z:
+        info = next(i for i in z.infolist() if i.filename.endswith("data/0"))
+    struct.pack_into("<I", data, info.header_offset + 22, 1024)  # local header: uncompressed size
+    central = data.find(b"PK\x01\x02")
+    while central != -1:  # central directory entries: uncompressed size at +24, name length at +28
+        length = struct.unpack_from("<H", data, central + 28)[0]
+        if bytes(data[central + 46:central + 46 + length]).endswith(b"data/0"):
+            struct.pack_into("<I", data, central + 24, 1024)
+        central = data.find(b"PK\x01\x02", central + 4)
+    (tmp_path / "lying.pt").write_bytes(bytes(data))
+    for read in (scan_checkpoint, read_state_dict):
+        with pytest.raises(CheckpointError, match="declared as 67,108,864 bytes but its record holds 1,024"):
+            read(tmp_path / "lying.pt")
