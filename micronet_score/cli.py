@@ -120,9 +120,11 @@ def _count(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
     model, default_shape = resolve_model(args.model, parse_kwargs(args.arg))
     if args.weights:
-        from micronet_score.loading import load_weights
+        from micronet_score.io.loading import load_checkpoint
 
-        load_weights(model, args.weights)
+        loaded = load_checkpoint(model, args.weights, allow_globals=args.allow_global)
+        for note in loaded.notes:
+            print(f"micronet-score: note: {note}", file=sys.stderr)
     shape = parse_shape(args.input) if args.input else default_shape
     if shape is None and ruleset is not None:
         shape = ruleset.input_size
@@ -188,6 +190,31 @@ def _rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scan(args: argparse.Namespace) -> int:
+    from micronet_score.io import scan_checkpoint
+
+    stats = scan_checkpoint(args.file, allow_globals=args.allow_global,
+                            max_header_bytes=int(args.max_header_mb * (1 << 20)),
+                            max_inflated_bytes=int(args.max_inflated_mb * (1 << 20)))
+    print(json.dumps(stats.to_dict(), indent=2) if args.json else stats.table())
+    return 0
+
+
+def _add_scan(sub: Any) -> None:
+    from micronet_score.io.limits import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_INFLATED_BYTES
+
+    scan = sub.add_parser("scan", help="count the values and non-zeros of a checkpoint file (no model needed)")
+    scan.add_argument("file", help="a torch.save checkpoint (.pt/.pth/.ckpt) or a .safetensors file")
+    scan.add_argument("--json", action="store_true", help="print the totals and every tensor as JSON")
+    scan.add_argument("--allow-global", action="append", default=[], metavar="MOD.CLASS",
+                      help="let the pickle use this class (repeatable; only for files you trust)")
+    scan.add_argument("--max-header-mb", type=float, default=DEFAULT_MAX_HEADER_BYTES / (1 << 20),
+                      help="refuse a safetensors header or torch pickle larger than this (default %(default)g)")
+    scan.add_argument("--max-inflated-mb", type=float, default=DEFAULT_MAX_INFLATED_BYTES / (1 << 20),
+                      help="refuse a zip whose compressed records inflate to more (default %(default)g)")
+    scan.set_defaults(func=_scan)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="micronet-score",
                                      description="Count and score neural networks by the MicroNet rules.")
@@ -208,7 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("--weights", help="load this checkpoint (state dict, .pt/.pth or .safetensors) first")
     count.add_argument("--shapes-only", action="store_true",
                        help="do not compute activations (meta device); weights stay real")
+    count.add_argument("--allow-global", action="append", default=[], metavar="MOD.CLASS",
+                       help="let the --weights pickle use this class (repeatable; only for files you trust)")
     count.set_defaults(func=_count)
+    _add_scan(sub)
     sub.add_parser("models", help="list the reference models").set_defaults(func=_models)
     sub.add_parser("rules", help="list the rule sets").set_defaults(func=_rules)
     return parser

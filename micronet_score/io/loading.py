@@ -1,0 +1,143 @@
+"""Loading a submitted checkpoint into a model: safely, strictly, and saying what was done.
+
+Accepted: a bare state dict, or one under ``"state_dict"``, ``"model"`` or ``"model_state_dict"``; a torch zip
+(``torch.save``), torch's legacy pickle format, or safetensors; ``module.`` (DataParallel/DDP) or any other
+prefix on, or missing from, every key; pruned state dicts (``weight_orig`` + ``weight_mask``); float16 or
+bfloat16 values for a float32 model; the fake-quant buffers :func:`micronet_score.compress.quantize_` saves
+(the same quantizers are applied to the model first). Anything else is refused with one line and nothing is
+loaded: see :mod:`micronet_score.io.matching` and :mod:`micronet_score.io.torch_zip`.
+
+>>> import os, tempfile, torch
+>>> from torch import nn
+>>> from micronet_score.io import load_checkpoint
+>>> path = os.path.join(tempfile.mkdtemp(), "dp.pt")
+>>> torch.save(nn.DataParallel(nn.Linear(2, 3)).state_dict(), path)  # keys 'module.weight', 'module.bias'
+>>> loaded = load_checkpoint(nn.Linear(2, 3), path)
+>>> loaded.prefix_removed, len(loaded.notes)
+('module.', 1)
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from micronet_score.io.fake_quant import apply_fake_quant, plan_fake_quant
+from micronet_score.io.files import open_regular
+from micronet_score.io.limits import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_INFLATED_BYTES, Limits
+from micronet_score.io.matching import fold_prune_masks, match_keys
+from micronet_score.io.safetensors_reader import load_safetensors
+from micronet_score.io.sniff import sniff
+from micronet_score.io.torch_zip import inspect_zip, load_torch
+from micronet_score.io.unwrap import unwrap
+
+__all__ = ["LoadNote", "Loaded", "load_checkpoint", "load_weights", "read_state_dict"]
+
+PathLike = str | bytes | os.PathLike[str]
+
+
+class LoadNote(UserWarning):
+    """Something :func:`load_weights` did that changes how the checkpoint is read (a prefix removed, a dtype
+    converted, quantizers applied with assumed bit widths)."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The outcome of :func:`load_checkpoint`: the model (loaded in place) and what was done, one note a line."""
+
+    model: torch.nn.Module
+    path: str
+    format: str
+    source_key: str | None
+    prefix_removed: str | None
+    prefix_added: str | None
+    folded_masks: tuple[str, ...]
+    fake_quant: Any
+    notes: tuple[str, ...]
+
+
+def _read(path: PathLike, allow_globals: Sequence[str], limits: Limits) -> tuple[dict[str, torch.Tensor], str,
+                                                                                 str | None, str]:
+    with open_regular(path) as opened:
+        kind = sniff(opened)
+        if kind == "safetensors":
+            return load_safetensors(opened, limits), kind, None, opened.name
+        mmap = False
+        if kind == "torch-zip":
+            mmap = inspect_zip(opened, limits).inflated_bytes == 0
+        obj = load_torch(opened, mmap=mmap, allow_globals=allow_globals)
+        state, source_key = unwrap(opened.name, obj)
+        return dict(state), kind, source_key, opened.name
+
+
+def read_state_dict(path: PathLike, *, allow_globals: Sequence[str] = (),
+                    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+                    max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> dict[str, torch.Tensor]:
+    """The state dict stored at ``path`` (a PyTorch file or safetensors), never executing pickled code.
+
+    Accepts a bare state dict or a dict holding one under ``"state_dict"``, ``"model"`` or
+    ``"model_state_dict"``. ``allow_globals`` names classes (``"mod.Class"``) the pickle may use;
+    ``max_header_bytes``/``max_inflated_bytes`` are the limits of :class:`~micronet_score.io.Limits`.
+    """
+    return _read(path, allow_globals, Limits(max_header_bytes, max_inflated_bytes))[0]
+
+
+def load_checkpoint(model: torch.nn.Module, path: PathLike, *, allow_globals: Sequence[str] = (),
+                    fake_quant: Any = None, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+                    max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> Loaded:
+    """Load the checkpoint at ``path`` into ``model`` (in place) strictly, and say what was done.
+
+    Every key and shape must match after the resolutions the module docstring lists; otherwise a
+    :class:`~micronet_score.errors.CheckpointError` with the diff is raised and the model is left untouched.
+    ``fake_quant`` (a :class:`~micronet_score.compress.FakeQuant`) states the quantizers of a fake-quantized
+    checkpoint instead of reading or assuming their bit widths.
+    """
+    state, kind, source_key, name = _read(path, allow_globals, Limits(max_header_bytes, max_inflated_bytes))
+    expected = model.state_dict()
+    state, folded = fold_prune_masks(state, expected)
+    plan = plan_fake_quant(state, expected, dict(model.named_modules()), fake_quant)
+    if plan is not None:
+        expected = dict(expected)
+        for key in plan.keys:  # the buffers quantize_ will add: shapes as saved (scalars)
+            expected[key] = state[key]
+    match = match_keys(state, expected, name)
+    notes = list(match.notes)
+    if folded:
+        notes.insert(0, f"folded {len(folded)} pruning mask(s) into their weights (weight_orig * weight_mask)")
+    if plan is not None:
+        cfg = plan.config
+        how = "assumed (the file does not record them; pass fake_quant=FakeQuant(...) to state them)" \
+            if plan.assumed else "read from the file"
+        notes.append(f"fake-quantized {len(plan.layers)} layer(s) as saved, {cfg.weight_bits}-bit weights and "
+                     f"{cfg.act_bits}-bit activations, bit widths {how}")
+        apply_fake_quant(model, plan)
+    with torch.no_grad():
+        model.load_state_dict(match.state, strict=True)
+    return Loaded(model, name, kind, source_key, match.prefix_removed, match.prefix_added, tuple(folded),
+                  plan.config if plan is not None else None, tuple(notes))
+
+
+def load_weights(model: torch.nn.Module, path: PathLike, *, allow_globals: Sequence[str] = (),
+                 fake_quant: Any = None, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+                 max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> torch.nn.Module:
+    """:func:`load_checkpoint`, returning the model; each note is issued as a :class:`LoadNote` warning.
+
+    >>> import os, tempfile, torch
+    >>> from torch import nn
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.pt")
+    >>> torch.save({"state_dict": nn.Linear(2, 3).state_dict(), "epoch": 7}, path)
+    >>> load_weights(nn.Linear(2, 3), path).weight.shape
+    torch.Size([3, 2])
+    """
+    loaded = load_checkpoint(model, path, allow_globals=allow_globals, fake_quant=fake_quant,
+                             max_header_bytes=max_header_bytes, max_inflated_bytes=max_inflated_bytes)
+    for note in loaded.notes:
+        warnings.warn(f"{loaded.path}: {note}", LoadNote, stacklevel=2)
+    return loaded.model
+
+
