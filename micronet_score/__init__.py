@@ -25,6 +25,15 @@ from micronet_score.errors import (
     UnsupportedOpError,
 )
 from micronet_score.loading import load_weights
+from micronet_score.organizer import (
+    Accuracy,
+    Leaderboard,
+    evaluate,
+    leaderboard,
+    load_submission,
+    published,
+    save_submission,
+)
 from micronet_score.report import LayerRow, Report, TensorRow
 from micronet_score.rules import RuleSet, Score, score
 
@@ -57,4 +66,11 @@ __all__ = [
     "rules",
     "scan_checkpoint",
     "score",
+    "Accuracy",
+    "Leaderboard",
+    "evaluate",
+    "leaderboard",
+    "load_submission",
+    "published",
+    "save_submission",
 ]

@@ -34,6 +34,14 @@ class RuleSet:
     source: str = ""
     input_size: tuple[int, ...] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The test data and its preprocessing (read by micronet_score.organizer; an entry may override them).
+    data_format: str = ""  # cifar10, cifar100, imagefolder or npz
+    data_scale: float = 1 / 255  # pixel values are multiplied by this before mean/std
+    data_mean: tuple[float, ...] | None = None
+    data_std: tuple[float, ...] | None = None
+    data_resize: int | None = None  # shorter side, before the center crop (imagefolder)
+    data_crop: int | None = None
+    metric: str = "top1"  # the accuracy measured; higher is better, ``threshold`` is its minimum
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -148,8 +156,9 @@ def load(path: str | Path) -> RuleSet:
     unknown = set(table) - known
     if unknown:
         raise ValueError(f"{path}: unknown rule set field(s) {sorted(unknown)}; known: {sorted(known)}")
-    if "input_size" in table:
-        table["input_size"] = tuple(table["input_size"])
+    for key in ("input_size", "data_mean", "data_std"):
+        if table.get(key) is not None:
+            table[key] = tuple(table[key])
     try:
         return RuleSet(convention=convention, **table)
     except TypeError as exc:
@@ -161,10 +170,13 @@ register(RuleSet(
     dataset="CIFAR-100", version="2019",
     description="NeurIPS 2019 MicroNet Challenge, CIFAR-100 track (baseline WideResNet-28-10)",
     source="https://micronet-challenge.github.io/scoring_and_submission", input_size=(1, 3, 32, 32),
+    data_format="cifar100", data_mean=(0.5071, 0.4865, 0.4409), data_std=(0.2673, 0.2564, 0.2762),
 ))
 register(RuleSet(
     name="micronet-2019-imagenet", param_baseline=6.9e6, ops_baseline=1170e6, threshold=0.75,
     dataset="ImageNet", version="2019",
     description="NeurIPS 2019 MicroNet Challenge, ImageNet track (baseline MobileNetV2 width 1.4)",
     source="https://micronet-challenge.github.io/scoring_and_submission", input_size=(1, 3, 224, 224),
+    data_format="imagefolder", data_mean=(0.485, 0.456, 0.406), data_std=(0.229, 0.224, 0.225),
+    data_resize=256, data_crop=224,
 ))
