@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def _score_into(row: dict[str, Any], entry: dict[str, Any], task: Mapping[str, A
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    text = " ".join(text.split()) or type(exc).__name__
+    text = " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text).split()) or type(exc).__name__
     from micronet_score.errors import MicronetError
 
     if not isinstance(exc, (MicronetError, ValueError, FileNotFoundError)):
