@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
@@ -158,7 +159,8 @@ def result_key(task: Mapping[str, Any], ruleset: Any) -> str:
     for label, rel in (("weights", entry.get("weights")), ("model_file", _model_file(entry.get("model")))):
         if rel and (base / str(rel)).is_file():
             files[label] = sha256_file(base / str(rel))
-    payload = {"entry": entry, "files": files, "rules": repr(ruleset), "data": task["data"],
+    rules_text = re.sub(r" at 0x[0-9a-fA-F]+", "", f"{ruleset!r} {ruleset.counting!r}")  # no addresses
+    payload = {"entry": entry, "files": files, "rules": rules_text, "data": task["data"],
                "data_files": _fingerprint(Path(task["data"]["path"])), "version": __version__,
                "batch_size": task.get("batch_size")}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

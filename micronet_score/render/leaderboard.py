@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import math
 from typing import Any
 
 COLUMNS = ("rank", "name", "accuracy", "passed", "param_term", "ops_term", "score", "error")
@@ -97,16 +98,15 @@ def pareto_svg(rows: Any, width: int = 640, height: int = 360) -> str:
     if not scores:
         return "<p>No scored entries to plot.</p>"
     left, right, top, bottom = 60, 20, 20, 50
-    lo, hi = 0.0, max(scores) * 1.05 or 1.0
+    positive = [v for v in scores if v > 0] or [1e-3]
+    lo, hi = math.log10(min(positive) / 1.5), math.log10(max(positive) * 1.5)  # scores span decades: log axis
     accs = [r["accuracy"] for r in points] or [0.0, 1.0]
     alo, ahi = min(accs), max(accs)
     if ahi - alo < 1e-9:
-        alo, ahi = max(0.0, alo - 0.05), min(1.0, ahi + 0.05) if ahi < 1 else 1.0
-        if ahi <= alo:
-            alo, ahi = 0.0, 1.0
+        alo, ahi = max(0.0, alo - 0.05), min(1.0, ahi + 0.05)
 
     def sx(v: float) -> float:
-        return left + (v - lo) / (hi - lo) * (width - left - right)
+        return left + (math.log10(max(v, 10 ** lo)) - lo) / (hi - lo) * (width - left - right)
 
     def sy(a: float) -> float:
         return top + (ahi - a) / (ahi - alo) * (height - top - bottom - 20)
@@ -116,13 +116,16 @@ def pareto_svg(rows: Any, width: int = 640, height: int = 360) -> str:
              f"<line x1='{left}' y1='{height - bottom}' x2='{width - right}' y2='{height - bottom}' stroke='#444'/>",
              f"<line x1='{left}' y1='{top}' x2='{left}' y2='{height - bottom}' stroke='#444'/>",
              f"<text x='{(left + width) / 2}' y='{height - 10}' text-anchor='middle' font-size='12'>"
-             "score (lower is better)</text>",
+             "score (log scale, lower is better)</text>",
              f"<text x='14' y='{height / 2}' font-size='12' transform='rotate(-90 14 {height / 2})' "
              "text-anchor='middle'>top-1 accuracy</text>",
              f"<text x='{left - 4}' y='{sy(ahi) + 4:.1f}' text-anchor='end' font-size='10'>{ahi:.1%}</text>",
-             f"<text x='{left - 4}' y='{sy(alo) + 4:.1f}' text-anchor='end' font-size='10'>{alo:.1%}</text>",
-             f"<text x='{sx(hi):.1f}' y='{height - bottom + 14}' text-anchor='end' font-size='10'>{hi:.4g}</text>",
-             f"<text x='{left}' y='{height - bottom + 14}' font-size='10'>0</text>"]
+             f"<text x='{left - 4}' y='{sy(alo) + 4:.1f}' text-anchor='end' font-size='10'>{alo:.1%}</text>"]
+    for decade in range(math.ceil(lo), math.floor(hi) + 1):
+        x = sx(10.0 ** decade)
+        parts.append(f"<line x1='{x:.1f}' y1='{height - bottom}' x2='{x:.1f}' y2='{height - bottom + 4}' "
+                     f"stroke='#444'/><text x='{x:.1f}' y='{height - bottom + 16}' text-anchor='middle' "
+                     f"font-size='10'>{10.0 ** decade:g}</text>")
     front, best = [], -1.0
     for r in sorted(points, key=lambda r: (r["score"], -r["accuracy"])):
         if r["accuracy"] > best:
@@ -131,13 +134,16 @@ def pareto_svg(rows: Any, width: int = 640, height: int = 360) -> str:
     if len(front) > 1:
         path = " ".join(f"{sx(r['score']):.1f},{sy(r['accuracy']):.1f}" for r in front)
         parts.append(f"<polyline points='{path}' fill='none' stroke='#2a7' stroke-width='1.5'/>")
+    labelled: list[tuple[float, float]] = []
     for r in points:
         color = "#2a7" if r.get("passed") is not False else "#c33"
         parts.append(f"<circle cx='{sx(r['score']):.1f}' cy='{sy(r['accuracy']):.1f}' r='4' fill='{color}'>"
                      f"<title>{esc(str(r['name']))}: score {r['score']:.6f}, accuracy {r['accuracy']:.2%}"
                      "</title></circle>")
-        parts.append(f"<text x='{sx(r['score']) + 6:.1f}' y='{sy(r['accuracy']) - 6:.1f}' font-size='10'>"
-                     f"{esc(str(r['name']))}</text>")
+        x, y = sx(r["score"]), sy(r["accuracy"])
+        if all(abs(x - lx) > 60 or abs(y - ly) > 12 for lx, ly in labelled):  # no label over another
+            labelled.append((x, y))
+            parts.append(f"<text x='{x + 6:.1f}' y='{y - 6:.1f}' font-size='10'>{esc(str(r['name']))}</text>")
     for r in ticks:
         x = sx(r["score"])
         parts.append(f"<line x1='{x:.1f}' y1='{height - bottom - 14}' x2='{x:.1f}' y2='{height - bottom}' "
