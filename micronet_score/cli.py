@@ -273,4 +273,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from micronet_score.cli import main as _main  # one CliError class, not a second copy under __main__
+
+    sys.exit(_main())

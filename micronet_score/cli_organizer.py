@@ -8,6 +8,20 @@ from pathlib import Path
 from typing import Any
 
 
+def load_options(allow: list[str]) -> dict[str, Any]:
+    """``allow_globals=`` for ``load_weights`` when globals were opted in (and this version supports it)."""
+    import inspect
+
+    from micronet_score.cli import CliError
+    from micronet_score.loading import load_weights
+
+    if not allow:
+        return {}
+    if "allow_globals" not in inspect.signature(load_weights).parameters:
+        raise CliError("--allow-global is not supported by this micronet-score's checkpoint loader")
+    return {"allow_globals": tuple(allow)}
+
+
 def _eval(args: argparse.Namespace) -> int:
     import micronet_score as ms
     from micronet_score import models
@@ -26,7 +40,7 @@ def _eval(args: argparse.Namespace) -> int:
         if args.weights or kwargs:
             raise CliError("a submission folder carries its own weights and arguments; drop --weights/--arg")
         entry, base = read_submission(target)
-        model = rebuild(entry, base)
+        model = rebuild(entry, base, **load_options(args.allow_global))
         weights = str(base / entry["weights"])
         spec = str(entry["model"])
         kwargs = dict(entry.get("args") or {})
@@ -35,7 +49,7 @@ def _eval(args: argparse.Namespace) -> int:
         model, default_shape = resolve_model(args.model, kwargs)
         weights = args.weights
         if weights:
-            ms.load_weights(model, weights)
+            ms.load_weights(model, weights, **load_options(args.allow_global))
     shape = parse_shape(args.input) if args.input else default_shape
     if shape is None and ruleset is not None:
         shape = ruleset.input_size
@@ -109,6 +123,8 @@ def add_organizer_verbs(sub: Any) -> None:
     ev.add_argument("--batch-size", type=int, default=256)
     ev.add_argument("--device", default="cpu", help="cpu or cuda")
     ev.add_argument("--json", action="store_true", help="print everything as JSON")
+    ev.add_argument("--allow-global", action="append", default=[], metavar="MOD.CLASS",
+                    help="let the checkpoint unpickle this global (repeatable; only for files you trust)")
     ev.set_defaults(func=_eval)
     lb = sub.add_parser("leaderboard", help="score every entry of a manifest and write the leaderboard")
     lb.add_argument("manifest", help="the challenge manifest (TOML)")

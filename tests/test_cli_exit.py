@@ -104,3 +104,11 @@ def test_json_into_head_ends_quietly():
         f"{sys.executable} -m micronet_score.cli count densenet-seed --json | head -n 2",
         shell=True, capture_output=True, text=True, env=env, cwd=root, timeout=300)
     assert proc.stdout.startswith("{") and proc.stderr == ""
+
+
+def test_statuses_as_a_process():
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.run([sys.executable, "-m", "micronet_score.cli", "eval", "densenet-seed", "--rules", "nope"],
+                          capture_output=True, text=True, env=env, cwd=root, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "unknown rule set 'nope'" in proc.stderr
