@@ -68,8 +68,9 @@ def _import(target: str, base: Path) -> Any:
 
 
 def apply_compression(model: torch.nn.Module, configs: Sequence[Mapping[str, Any]],
-                      input_size: Sequence[int] | None = None) -> torch.nn.Module:
-    """Apply prune/quantize configs (as ``CompressionConfig.to_dict()`` wrote them) in order, in place."""
+                      input_size: Sequence[int] | None = None, *, finalize: bool = False) -> torch.nn.Module:
+    """Apply prune/quantize configs (as ``CompressionConfig.to_dict()`` wrote them) in order, in place;
+    ``finalize``: make each pruning permanent at once (the weights were saved after ``finalize_``)."""
     if not configs:
         return model
     from micronet_score import compress
@@ -88,6 +89,8 @@ def apply_compression(model: torch.nn.Module, configs: Sequence[Mapping[str, Any
             if isinstance(config, compress.StructuredFilters) and input_size is not None:
                 extra["example_inputs"] = torch.zeros(tuple(input_size))
             compress.prune_(model, config, **extra)
+            if finalize:
+                compress.finalize_(model)
         else:
             compress.quantize_(model, config)
     return model

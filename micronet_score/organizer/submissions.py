@@ -105,16 +105,12 @@ def rebuild(entry: Mapping[str, Any], base: Path, **load_options: Any) -> torch.
     model = build_model(spec, entry.get("args") or {}, base)
     input_size = entry.get("input") or (models.input_size(spec) if spec in models.names() else None)
     configs = entry.get("compress") or []
+    weights = base / str(entry["weights"]) if entry.get("weights") else None
     if configs:
-        apply_compression(model, configs, input_size)
-    if entry.get("weights"):
-        weights = base / str(entry["weights"])
-        if configs and any(k.endswith("_orig") for k in model.state_dict()):
-            saved = read_state_dict(weights)
-            if not any(k.endswith("_orig") for k in saved):  # saved after finalize_: make the masks permanent
-                from micronet_score.compress import finalize_
-
-                finalize_(model)
+        # weights saved after finalize_ hold plain tensors (no *_orig/*_mask): rebuild the same way
+        finalized = weights is not None and not any(k.endswith("_orig") for k in read_state_dict(weights))
+        apply_compression(model, configs, input_size, finalize=finalized)
+    if weights is not None:
         load_weights(model, weights, **load_options)
     return model
 

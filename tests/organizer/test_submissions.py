@@ -61,3 +61,39 @@ def test_compressed_submission_rebuilds_quantizers(tmp_path):
     back = load_submission(tmp_path / "q")
     rules = "micronet-2019-cifar100"
     assert ms.score(back, rules=rules).value == ms.score(model, rules=rules).value
+
+
+def test_compressed_submission_with_the_recipe_api_simulated(tmp_path, monkeypatch):
+    """The rebuild path, with compress.applied / config_from_dict stood in for (same names as after the merge)."""
+    from micronet_score import compress
+
+    recorded = [compress.GlobalUnstructured(amount=0.5), compress.FakeQuant(weight_bits=8, act_bits=8)]
+    kinds = {"GlobalUnstructured": compress.GlobalUnstructured, "FakeQuant": compress.FakeQuant}
+
+    class Recorded:
+        def __init__(self, config):
+            self.config = config
+
+        def to_dict(self):
+            fields = {k: getattr(self.config, k) for k in ("amount", "weight_bits", "act_bits")
+                      if hasattr(self.config, k)}
+            return {"type": type(self.config).__name__, **fields}
+
+    def from_dict(d):
+        d = dict(d)
+        return kinds[d.pop("type")](**d)
+
+    monkeypatch.setattr(compress, "applied", lambda model: tuple(Recorded(c) for c in recorded), raising=False)
+    monkeypatch.setattr(compress, "config_from_dict", from_dict, raising=False)
+    model = ms.models.build("densenet-seed")
+    compress.finalize_(compress.prune_(model, recorded[0]))
+    compress.quantize_(model, recorded[1])
+    compress.calibrate(model, [torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))])
+    save_submission(model, tmp_path / "q", model_name="densenet-seed", args={})
+    text = (tmp_path / "q" / "submission.toml").read_text()
+    assert '[[compress]]\ntype = "GlobalUnstructured"\namount = 0.5' in text and 'type = "FakeQuant"' in text
+    back = load_submission(tmp_path / "q")
+    assert type(back.features.conv1) is type(model.features.conv1)  # the quantizer is rebuilt
+    assert all(torch.equal(v, back.state_dict()[k]) for k, v in model.state_dict().items())
+    rules = "micronet-2019-cifar100"
+    assert ms.score(back, rules=rules).value == ms.score(model, rules=rules).value
