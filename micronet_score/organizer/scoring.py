@@ -102,4 +102,4 @@ def _one_line(exc: BaseException) -> str:
 
     if not isinstance(exc, (MicronetError, ValueError, FileNotFoundError)):
         text = f"{type(exc).__name__}: {text}"
-    return text[:400]
+    return text if len(text) <= 500 else text[:499] + "…"
