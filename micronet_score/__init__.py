@@ -27,6 +27,15 @@ from micronet_score.errors import (
 )
 from micronet_score.loading import load_weights
 from micronet_score.render.plots import plot_history
+from micronet_score.organizer import (
+    Accuracy,
+    Leaderboard,
+    evaluate,
+    leaderboard,
+    load_submission,
+    published,
+    save_submission,
+)
 from micronet_score.report import LayerRow, Report, TensorRow
 from micronet_score.rules import RuleSet, Score, score
 
@@ -61,4 +70,11 @@ __all__ = [
     "score",
     "plot_history",
     "MissingExtraError",
+    "Accuracy",
+    "Leaderboard",
+    "evaluate",
+    "leaderboard",
+    "load_submission",
+    "published",
+    "save_submission",
 ]

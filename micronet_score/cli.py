@@ -4,6 +4,12 @@
     micronet-score count mypkg.nets:build_model --input 1,3,32,32 --rules micronet-2019-cifar100
     micronet-score count efficientnet-b0 --json
     micronet-score models | rules
+    micronet-score eval densenet-seed --weights alice.pt --data cifar-10-batches-py --rules micronet-2019-cifar100
+    micronet-score leaderboard challenge.toml --out board --workers 4 --against micronet-2019-cifar100
+    micronet-score codabench INPUT_DIR OUTPUT_DIR
+
+Exit status: 0 scored (and passing when a threshold applies), 3 scored but below the threshold, 2 usage error,
+1 any other failure (one line on stderr).
 """
 
 from __future__ import annotations
@@ -105,11 +111,34 @@ def resolve_model(name: str, kwargs: dict[str, Any]) -> tuple[torch.nn.Module, t
     return model, None
 
 
+def parse_accuracy(text: str) -> float | tuple[int, int]:
+    """``"0.9012"`` -> 0.9012; ``"9010/10000"`` -> (9010, 10000)."""
+    num, sep, den = text.partition("/")
+    try:
+        return (int(num.replace(",", "")), int(den.replace(",", ""))) if sep else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an accuracy: write a fraction (0.9012) or "
+                                         "correct/total (9010/10000)") from None
+
+
+def get_rules(name: str | None) -> Any:
+    """The rule set ``name`` (None when not given); an unknown name is a usage error (exit 2)."""
+    from micronet_score import rules as rules_mod
+    from micronet_score.errors import UnknownRuleSetError
+
+    if not name:
+        return None
+    try:
+        return rules_mod.get(name)
+    except (UnknownRuleSetError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+
+
 def _count(args: argparse.Namespace) -> int:
     import micronet_score as ms
     from micronet_score import rules as rules_mod
 
-    ruleset = rules_mod.get(args.rules) if args.rules else None
+    ruleset = get_rules(args.rules)
     if args.accuracy is not None:
         if ruleset is None:
             raise CliError("--accuracy needs --rules (the threshold to check it against)")
@@ -148,6 +177,8 @@ def _count(args: argparse.Namespace) -> int:
         payload: dict[str, Any] = {"report": report.to_dict()}
         if result is not None:
             payload["score"] = result.to_dict()
+        payload.update(describe_run(args.model, parse_kwargs(args.arg), args.weights, ruleset, report,
+                                    args.accuracy))
         print(json.dumps(payload, indent=2))
     else:
         print(report.table(depth=args.depth))
@@ -155,7 +186,24 @@ def _count(args: argparse.Namespace) -> int:
         print(report.summary())
         if result is not None:
             print(result)
-    return 0
+    return 3 if result is not None and result.passed is False else 0
+
+
+def describe_run(model: str, kwargs: dict[str, Any], weights: str | None, ruleset: Any, report: Any,
+                 accuracy: Any) -> dict[str, Any]:
+    """What a ``--json`` output records besides the report and score: model, arguments, weights and their
+    sha256, rule set, convention, library version and accuracy."""
+    from micronet_score import __version__
+    from micronet_score.organizer.scoring import sha256_file
+
+    if isinstance(accuracy, tuple):
+        accuracy = {"correct": accuracy[0], "total": accuracy[1], "fraction": accuracy[0] / accuracy[1]}
+    return {
+        "model": model, "args": kwargs,
+        "weights": None if not weights else {"path": str(Path(weights).resolve()), "sha256": sha256_file(weights)},
+        "rules": None if ruleset is None else ruleset.name,
+        "convention": report.convention, "version": __version__, "accuracy": accuracy,
+    }
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -223,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("model", help="a zoo model name (see `models`) or module:factory / file.py:factory")
     count.add_argument("--input", help="input shape, e.g. 1,3,32,32 (default: the zoo model's or rules')")
     count.add_argument("--rules", help="score against this rule set (name or .toml file)")
-    count.add_argument("--accuracy", type=float, help="top-1 accuracy as a fraction, to check the threshold")
+    count.add_argument("--accuracy", type=parse_accuracy,
+                       help="top-1 accuracy as a fraction (0.9012) or correct/total (9010/10000)")
     count.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
                        help="keyword argument for the model builder (repeatable)")
     count.add_argument("--bits", type=int, help="bit width of every parameter and activation")
@@ -241,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scan(sub)
     sub.add_parser("models", help="list the reference models").set_defaults(func=_models)
     sub.add_parser("rules", help="list the rule sets").set_defaults(func=_rules)
+    from micronet_score.cli_organizer import add_organizer_verbs
+
+    add_organizer_verbs(sub)
     return parser
 
 
@@ -249,6 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # `micronet-score ... | head`: the reader left; end quietly
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except CliError as exc:
         print(f"micronet-score: error: {exc}", file=sys.stderr)
         return 2
@@ -259,4 +317,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    from micronet_score.cli import main as _main  # one CliError class, not a second copy under __main__
+
+    sys.exit(_main())

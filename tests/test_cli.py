@@ -49,7 +49,7 @@ def test_count_factory_from_file(tmp_path, capsys, monkeypatch):
         (["count", "resnet18-cifar", "--input", "1,0,32,32"], 2, "positive"),
         (["count", "not-a-model"], 2, "neither a zoo model"),
         (["count", "resnet18-cifar", "--input", "1,3"], 1, "forward pass failed in module 'conv1'"),
-        (["count", "resnet18-cifar", "--rules", "nope"], 1, "unknown rule set 'nope'"),
+        (["count", "resnet18-cifar", "--rules", "nope"], 2, "unknown rule set 'nope'"),
     ],
 )
 def test_errors_are_one_line(argv, code, message, capsys):

@@ -40,6 +40,13 @@ class RuleSet:
     lower_is_better: bool = False  # the threshold is a maximum (perplexity), not a minimum (accuracy)
     sources: tuple[str, ...] = ()
     references: dict[str, Any] = field(default_factory=dict)
+    # The test data and its preprocessing (read by micronet_score.organizer; an entry may override them).
+    data_format: str = ""  # cifar10, cifar100, imagefolder or npz
+    data_scale: float = 1 / 255  # pixel values are multiplied by this before mean/std
+    data_mean: tuple[float, ...] | None = None
+    data_std: tuple[float, ...] | None = None
+    data_resize: int | None = None  # shorter side, before the center crop (imagefolder)
+    data_crop: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -160,10 +167,9 @@ def load(path: str | Path) -> RuleSet:
     unknown = set(table) - known
     if unknown:
         raise ValueError(f"{path}: unknown rule set field(s) {sorted(unknown)}; known: {sorted(known)}")
-    if "input_size" in table:
-        table["input_size"] = tuple(table["input_size"])
-    if "sources" in table:
-        table["sources"] = tuple(table["sources"])
+    for key in ("input_size", "sources", "data_mean", "data_std"):
+        if table.get(key) is not None:
+            table[key] = tuple(table[key])
     try:
         return RuleSet(convention=convention, **table)
     except TypeError as exc:
