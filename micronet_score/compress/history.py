@@ -17,6 +17,7 @@ compressed model loads into.
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,30 @@ class Step:
     skipped: tuple[str, ...] = ()
 
 
+class _Record(tuple):
+    """The steps recorded on a model. Pickling it (``torch.save(model)``) keeps the steps whose config
+    pickles; a config holding an unpicklable ``filter_fn`` (a lambda) becomes an :class:`_Unpicklable`
+    marker, so saving the model still works and :func:`applied` then says what was lost."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kept = []
+        for step in self:
+            try:
+                pickle.dumps(step.config)
+            except Exception:
+                kept.append(Step(_Unpicklable(type(step.config).__name__), step.skipped))
+            else:
+                kept.append(step)
+        return (_Record, (tuple(kept),))
+
+
+@dataclass(frozen=True)
+class _Unpicklable:
+    type_name: str
+
+
 def history(model: nn.Module) -> tuple[Step, ...]:
     """Every :class:`Step` recorded on ``model``, oldest first."""
     steps = model.__dict__.get(ATTRIBUTE, ())
@@ -51,6 +76,12 @@ def history(model: nn.Module) -> tuple[Step, ...]:
                 stacklevel=3,
             )
             break
+    lost = [s.config.type_name for s in steps if isinstance(s.config, _Unpicklable)]
+    if lost:
+        raise CompressionError(
+            f"this model was pickled after a {', '.join(lost)} config whose filter_fn could not be pickled, so the "
+            "record of what was applied is incomplete; select layers with layer_types=/exclude= to keep it"
+        )
     return tuple(steps)
 
 
@@ -63,7 +94,7 @@ def applied(model: nn.Module) -> tuple[CompressionConfig, ...]:
 def record(model: nn.Module, config: CompressionConfig, skipped: Iterable[str] = ()) -> None:
     """Append ``config`` to ``model``'s record (a new tuple, so copies made earlier keep theirs)."""
     steps = model.__dict__.get(ATTRIBUTE, ())
-    model.__dict__[ATTRIBUTE] = (*steps, Step(config, tuple(skipped)))
+    model.__dict__[ATTRIBUTE] = _Record((*steps, Step(config, tuple(skipped))))
 
 
 def apply_(model: nn.Module, config: CompressionConfig, *, example_inputs: Any = None) -> nn.Module:

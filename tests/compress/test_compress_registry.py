@@ -198,3 +198,19 @@ def test_replaying_structured_pruning_needs_example_inputs():
     model = prune_(net(), StructuredFilters(amount=0.25), example_inputs=X)
     with pytest.raises(MicronetError, match=r"StructuredFilters needs example_inputs"):
         replay_(net(), applied(model))
+
+
+def test_a_model_pruned_with_a_lambda_filter_still_saves_and_says_what_was_lost():
+    import io
+
+    from micronet_score.compress import CompressionError
+
+    model = prune_(net(), LayerUnstructured(amount=0.5, filter_fn=lambda m, name: name != "7"))
+    quantize_(model, FakeQuant(act_bits=None))
+    buffer = io.BytesIO()
+    torch.save(model, buffer)  # the lambda does not travel, the model does
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    with pytest.raises(CompressionError, match="after a LayerUnstructured config whose filter_fn could not be pickled"):
+        applied(loaded)
+    assert applied(model)[1] == FakeQuant(act_bits=None)  # the live model keeps its full record
