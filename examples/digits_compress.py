@@ -113,7 +113,9 @@ def run(epochs: int = 15, finetune_epochs: int = 3, seed: int = 0) -> list[Step]
     fit(model, x_train, y_train, epochs=epochs, lr=1e-2, seed=seed)
     steps = [_step("float", model, x_test, y_test)]
 
-    prune_(model, GlobalUnstructured(amount=0.5))
+    # exclude=() ranks the classifier with the convolutions (the default keeps the last classifier out); this
+    # small CNN's classifier keeps its accuracy at 50% and carries most of the weights
+    prune_(model, GlobalUnstructured(amount=0.5, exclude=()))
     steps.append(_step("pruned 50% (global)", model, x_test, y_test))
 
     quantize_(model, FakeQuant(weight_bits=8, act_bits=8))

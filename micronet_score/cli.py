@@ -211,6 +211,9 @@ def _models(args: argparse.Namespace) -> int:
 
     from micronet_score import models
 
+    if getattr(args, "name", None):
+        print(_model_help(args.name))
+        return 0
     rows = [(name, "x".join(map(str, models.input_size(name))), desc) for name, desc in models.names().items()]
     print(tabulate(rows, headers=["model", "input", "description"]))
     return 0
@@ -222,6 +225,41 @@ def _threshold(r: Any) -> str:
     if getattr(r, "lower_is_better", False):
         return f"{r.metric} ≤ {r.threshold:g}"
     return f"top-1 ≥ {r.threshold:.0%}"
+
+
+def _model_help(name: str) -> str:
+    """``micronet-score models NAME``: a builder's arguments with types and defaults, and an example command."""
+    import inspect
+
+    from tabulate import tabulate
+
+    from micronet_score import models
+
+    spec = models.spec(name)
+    params = inspect.signature(spec.builder).parameters
+    rows = [(arg, str(params[arg].annotation).replace("typing.", "") if arg in params else "", repr(default))
+            for arg, default in spec.default_kwargs.items()]
+    example = " ".join(f"--arg {key}={_arg_text(value)}" for key, value in spec.example.items())
+    doc = inspect.cleandoc(spec.builder.__doc__ or "")
+    return "\n".join([
+        f"{spec.name}: {spec.description}",
+        f"source: {spec.source}",
+        f"input: {'x'.join(map(str, spec.input_size))}",
+        "",
+        tabulate(rows, headers=["argument", "type", "default"]),
+        "",
+        doc,
+        "",
+        f"example: micronet-score count {spec.name} {example}".rstrip(),
+    ])
+
+
+def _arg_text(value: Any) -> str:
+    """A builder argument as ``--arg`` reads it back (a Python literal; strings bare when that is unambiguous)."""
+    if isinstance(value, str) and value and not re.search(r"[\s'\"]", value):
+        return value
+    text = repr(value)
+    return f'"{text}"' if re.search(r"[\s{}()\[\]'*]", text) else text
 
 
 def _rules(args: argparse.Namespace) -> int:
@@ -288,7 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="let the --weights pickle use this class (repeatable; only for files you trust)")
     count.set_defaults(func=_count)
     _add_scan(sub)
-    sub.add_parser("models", help="list the reference models").set_defaults(func=_models)
+    models_cmd = sub.add_parser("models", help="list the reference models, or show one builder's arguments")
+    models_cmd.add_argument("name", nargs="?", help="a zoo model: print its arguments, defaults and an example")
+    models_cmd.set_defaults(func=_models)
     sub.add_parser("rules", help="list the rule sets").set_defaults(func=_rules)
     from micronet_score.cli_organizer import add_organizer_verbs
 

@@ -8,7 +8,7 @@ validated config dataclasses.
 >>> from micronet_score.compress import (
 ...     FakeQuant, GlobalUnstructured, calibrate, finalize_, prune_, quantize_, sparsity)
 >>> model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
->>> model = finalize_(prune_(model, GlobalUnstructured(amount=0.5)))
+>>> model = finalize_(prune_(model, GlobalUnstructured(amount=0.5)))  # the classifier is left alone
 >>> model = quantize_(model, FakeQuant(weight_bits=8, act_bits=8))
 >>> _ = calibrate(model, [torch.randn(4, 1, 8, 8)])
 >>> model(torch.randn(2, 1, 8, 8)).shape
@@ -16,18 +16,36 @@ torch.Size([2, 10])
 """
 
 from ._layers import DEFAULT_LAYER_TYPES, FilterFn
+from .base import (
+    CompressionConfig,
+    config_from_dict,
+    config_types,
+    register_finalizer,
+    register_pruner,
+    register_quantizer,
+)
 from .calibration import calibrate
 from .channel_graph import UntraceableModelError
 from .configs import (
+    LAST_CLASSIFIER,
     BlockSparse,
     FakeQuant,
+    Finalize,
     GlobalUnstructured,
     Half,
     LayerUnstructured,
+    MixedPrecision,
     NMSparse,
     PruneConfig,
     QuantizeConfig,
     StructuredFilters,
+)
+from .errors import (
+    CompressionError,
+    ConfigError,
+    ConfigTypeError,
+    LayerEmptiedWarning,
+    LayersSkippedWarning,
 )
 from .fakequant import (
     ActivationFakeQuantizer,
@@ -39,6 +57,7 @@ from .fakequant import (
     quant_range,
 )
 from .finalize import finalize_
+from .history import Step, applied, apply_, history, replay_
 from .masks import BlockMagnitude, NMMagnitude, block_mask, nm_mask
 from .pruning import prune_
 from .quantization import quantize_
@@ -47,6 +66,25 @@ from .structured import shrink_
 
 __all__ = [
     "DEFAULT_LAYER_TYPES",
+    "LAST_CLASSIFIER",
+    "CompressionConfig",
+    "CompressionError",
+    "ConfigError",
+    "ConfigTypeError",
+    "Finalize",
+    "LayerEmptiedWarning",
+    "LayersSkippedWarning",
+    "MixedPrecision",
+    "Step",
+    "applied",
+    "apply_",
+    "config_from_dict",
+    "config_types",
+    "history",
+    "register_finalizer",
+    "register_pruner",
+    "register_quantizer",
+    "replay_",
     "ActivationFakeQuantizer",
     "BlockMagnitude",
     "BlockSparse",

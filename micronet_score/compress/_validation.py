@@ -1,4 +1,4 @@
-"""Checks shared by the config dataclasses; every failure is a ValueError naming the field."""
+"""Checks shared by the config dataclasses; every failure is a :class:`ConfigError` naming the field."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from typing import Any
 
 from torch import nn
 
+from .errors import ConfigError
 
-def fail(owner: object, field: str, allowed: str, value: Any) -> ValueError:
-    """Build the ValueError every config raises: ``Config.field must be <allowed>, got <value>``."""
-    return ValueError(f"{type(owner).__name__}.{field} must be {allowed}, got {value!r}")
+
+def fail(owner: object, field: str, allowed: str, value: Any) -> ConfigError:
+    """Build the error every config raises: ``Config.field must be <allowed>, got <value>``."""
+    return ConfigError(f"{type(owner).__name__}.{field} must be {allowed}, got {value!r}")
 
 
 def check_fraction(owner: object, field: str, value: Any, *, allow_one: bool = True) -> float:
@@ -65,3 +67,17 @@ def check_filter_fn(owner: object, field: str, value: Any) -> Callable[[nn.Modul
     if value is not None and not callable(value):
         raise fail(owner, field, "None or a callable (module, name) -> bool", value)
     return value
+
+
+def check_exclude(owner: object, field: str, value: Any) -> tuple[Any, ...]:
+    """Accept a module name, an nn.Module subclass, or a tuple/list of them; returns a tuple."""
+    if isinstance(value, (str, type)):
+        value = (value,)
+    allowed = "a tuple of module names (str) and nn.Module subclasses"
+    if not isinstance(value, (tuple, list)):
+        raise fail(owner, field, allowed, value)
+    for item in value:
+        ok = isinstance(item, str) or (isinstance(item, type) and issubclass(item, nn.Module))
+        if not ok:
+            raise fail(owner, field, allowed, value)
+    return tuple(value)

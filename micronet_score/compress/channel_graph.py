@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
+from micronet_score.errors import MicronetError
+
 from .fakequant import FAKE_QUANT_CLASSES
 
 FAKE_QUANT_TYPES = tuple(FAKE_QUANT_CLASSES.values())
@@ -66,7 +68,7 @@ _CAT_FUNCTIONS = {torch.cat, torch.concat, torch.concatenate}
 _SHAPE_METHODS = {"size", "dim"}
 
 
-class UntraceableModelError(RuntimeError):
+class UntraceableModelError(MicronetError, RuntimeError):
     """``torch.fx`` could not trace the model, so structured pruning cannot see its data flow."""
 
 

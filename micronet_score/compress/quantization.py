@@ -9,18 +9,25 @@ import torch
 from torch import nn
 
 from ._layers import format_types, select_layers
-from .configs import FakeQuant, Half, QuantizeConfig
+from .base import CompressionConfig, handler_for, register_quantizer
+from .configs import FakeQuant, Half, MixedPrecision, QuantizeConfig
+from .errors import CompressionError, ConfigTypeError
 from .fakequant import FAKE_QUANT_CLASSES, ActivationFakeQuantizer, WeightFakeQuantizer
+from .history import apply_
 
 _FAKE_QUANT_TYPES = tuple(FAKE_QUANT_CLASSES.values())
 
 
-def quantize_(model: nn.Module, config: QuantizeConfig | Mapping[str, QuantizeConfig]) -> nn.Module:
-    """Quantize ``model`` in place and return it.
+def quantize_(
+    model: nn.Module, config: CompressionConfig | Mapping[str, QuantizeConfig]
+) -> nn.Module:
+    """Quantize ``model`` in place, record ``config`` (see :func:`applied`) and return ``model``.
 
-    ``config`` is one :class:`FakeQuant` / :class:`Half`, or a mapping ``module name -> config`` for
-    mixed precision: each config applies to the selected layers inside the named module (``""`` is
-    the whole model), and when several names cover a layer the longest (most specific) wins.
+    ``config`` is one :class:`FakeQuant` / :class:`Half` (or a config registered with
+    :func:`register_quantizer`), or a mapping ``module name -> config`` for mixed precision (recorded as
+    :class:`MixedPrecision`): each config applies to the selected layers inside the named module (``""``
+    is the whole model), and when several names cover a layer the longest (most specific) wins. Anything
+    else raises :class:`ConfigTypeError` naming the accepted types.
 
     :class:`FakeQuant` changes the class of each selected ``nn.Conv1d/2d/3d``/``nn.Linear`` in
     place to its fake-quantized subclass (``FakeQuantConv2d`` ...), so the layer object, its name and
@@ -43,6 +50,21 @@ def quantize_(model: nn.Module, config: QuantizeConfig | Mapping[str, QuantizeCo
     >>> model(torch.randn(2, 1, 8, 8)).shape
     torch.Size([2, 10])
     """
+    if isinstance(config, Mapping):
+        for key, value in config.items():
+            if not isinstance(value, (FakeQuant, Half)):
+                raise ConfigTypeError(
+                    f"quantize_: config for {key!r} must be FakeQuant or Half, got {type(value).__name__}"
+                )
+        config = MixedPrecision(dict(config))
+    handler_for(config, "quantize")
+    return apply_(model, config)
+
+
+@register_quantizer(FakeQuant)
+@register_quantizer(Half)
+@register_quantizer(MixedPrecision)
+def _quantize(model: nn.Module, config: QuantizeConfig) -> None:
     plan = _plan(model, config)
     for name, (module, layer_config) in plan.items():
         if isinstance(layer_config, FakeQuant):
@@ -52,25 +74,15 @@ def quantize_(model: nn.Module, config: QuantizeConfig | Mapping[str, QuantizeCo
             parents = [name.rsplit(".", k)[0] for k in range(1, name.count(".") + 1)] + ([""] if name else [])
             covered = any(plan.get(p, (None, None))[1] is layer_config for p in parents)
             _half_module(module, layer_config, hooks=layer_config.cast_io and not covered)
-    return model
 
 
 def _plan(model: nn.Module, config: Any) -> dict[str, tuple[nn.Module, QuantizeConfig]]:
-    if isinstance(config, (FakeQuant, Half)):
-        config = {"": config}
-    if not isinstance(config, Mapping):
-        raise TypeError(
-            f"quantize_ expects FakeQuant, Half or a mapping name -> config, got {type(config).__name__}"
-        )
+    config = config.configs if isinstance(config, MixedPrecision) else {"": config}
     modules = dict(model.named_modules())
-    for key, value in config.items():
+    for key in config:
         if key not in modules:
-            raise ValueError(
+            raise CompressionError(
                 f"quantize_: no module named {key!r} in the model; names look like {sorted(modules)[:8]}"
-            )
-        if not isinstance(value, (FakeQuant, Half)):
-            raise TypeError(
-                f"quantize_: config for {key!r} must be FakeQuant or Half, got {type(value).__name__}"
             )
     plan: dict[str, tuple[nn.Module, QuantizeConfig]] = {}
     # Shorter names first, so more specific entries overwrite the broader ones.
@@ -81,7 +93,7 @@ def _plan(model: nn.Module, config: Any) -> dict[str, tuple[nn.Module, QuantizeC
             selected = [(n, m) for n, m in selected if _fake_quantizable(m)]
             if not selected:
                 where = f" inside {key!r}" if key else ""
-                raise ValueError(
+                raise CompressionError(
                     f"FakeQuant: no layer{where} of exact type nn.Conv1d/2d/3d or nn.Linear matches "
                     f"layer_types={format_types(layer_config.layer_types)} and filter_fn"
                 )

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ._layers import format_types, select_layers, set_submodule
+from .base import register_pruner
 from .channel_graph import (
     BATCHNORM_TYPES,
     CONV_TYPES,
@@ -19,6 +20,8 @@ from .channel_graph import (
     shape_tree,
 )
 from .configs import StructuredFilters
+from .errors import CompressionError, ConfigTypeError
+from .history import apply_
 
 
 def shrink_(model: nn.Module, config: StructuredFilters, example_inputs: Any) -> nn.Module:
@@ -70,28 +73,33 @@ def shrink_(model: nn.Module, config: StructuredFilters, example_inputs: Any) ->
     torch.Size([2, 10])
     """
     if not isinstance(config, StructuredFilters):
-        raise TypeError(f"shrink_ expects a StructuredFilters config, got {type(config).__name__}")
+        raise ConfigTypeError(f"shrink_ expects a StructuredFilters config, got {type(config).__name__}")
     if example_inputs is None:
-        raise ValueError(
+        raise CompressionError(
             "StructuredFilters needs example_inputs (a tensor or tuple the model accepts, e.g. "
             "torch.randn(1, 3, 32, 32)) to trace channel shapes: prune_(model, config, example_inputs=x)"
         )
+    return apply_(model, config, example_inputs=example_inputs)
+
+
+@register_pruner(StructuredFilters, needs_example_inputs=True)
+def _shrink(model: nn.Module, config: StructuredFilters, example_inputs: Any) -> None:
     if config.backend == "torch_pruning":
         from ._torch_pruning import shrink_with_torch_pruning
 
-        return shrink_with_torch_pruning(model, config, example_inputs)
+        shrink_with_torch_pruning(model, config, example_inputs)
+        return
     selected = {name for name, _ in select_layers(model, config.layer_types, config.filter_fn)}
     if not selected:
-        raise ValueError(
+        raise CompressionError(
             f"StructuredFilters: no layer matches layer_types={format_types(config.layer_types)} and filter_fn"
         )
     graph = analyze(model, example_inputs, selected, config.leaf_modules)
     removed = choose_removed(graph, config, dict(model.named_modules()))
     if not removed:
-        return model
+        return
     replacements = _rebuild(graph, removed, dict(model.named_modules()))
     _swap_and_verify(model, replacements, example_inputs, graph.output_shapes)
-    return model
 
 
 # ------------------------------------------------------------------------------------------ choosing

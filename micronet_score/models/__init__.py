@@ -21,6 +21,9 @@ from . import wideresnet, mobilenetv2, efficientnet  # noqa: F401
 
 # isort: on
 from .densenet_cifar import DenseNetGroups
+from .errors import ModelArgumentError
 from .registry import ModelSpec, UnknownModelError, build, input_size, names, spec
 
-__all__ = ["DenseNetGroups", "ModelSpec", "UnknownModelError", "build", "input_size", "names", "spec"]
+__all__ = [
+    "DenseNetGroups", "ModelArgumentError", "ModelSpec", "UnknownModelError", "build", "input_size", "names", "spec",
+]  # fmt: skip

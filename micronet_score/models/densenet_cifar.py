@@ -20,7 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import _checks
+from ._groups import KINDS, conv_channels, resolve_groups
 from ._init import build_seeded
+from .errors import ModelArgumentError
 from .registry import register
 
 _SOURCE = (
@@ -60,9 +62,9 @@ class DenseNetGroups:
             known = {f.name for f in fields(cls)}
             unknown = sorted(str(k) for k in value if k not in known)
             if unknown:
-                raise ValueError(f"groups has unknown key(s) {unknown}; known keys: {sorted(known)}")
+                raise ModelArgumentError(f"groups has unknown key(s) {unknown}; known keys: {sorted(known)}")
             return cls(**value)
-        raise ValueError(f"groups must be a DenseNetGroups, a mapping or None, got {value!r}")
+        raise ModelArgumentError(f"groups must be a DenseNetGroups, a mapping or None, got {value!r}")
 
 
 def _conv(layer: str, in_ch: int, out_ch: int, kernel: int, groups: int) -> nn.Conv2d:
@@ -129,7 +131,7 @@ class DenseNetCIFAR(nn.Module):
         blocks = _checks.positive_ints(blocks, "blocks")
         reduction = _checks.positive_float(reduction, "reduction")
         if reduction > 1:
-            raise ValueError(f"reduction must be in (0, 1], got {reduction!r}")
+            raise ModelArgumentError(f"reduction must be in (0, 1], got {reduction!r}")
         num_classes = _checks.positive_int(num_classes, "num_classes")
         g = DenseNetGroups.coerce(groups)
         self.groups = g
@@ -146,7 +148,7 @@ class DenseNetCIFAR(nn.Module):
             if b < len(blocks):
                 out_planes = math.floor(planes * reduction)
                 if out_planes < 1:
-                    raise ValueError(f"transition {b}: floor({planes} * reduction={reduction}) = 0 channels")
+                    raise ModelArgumentError(f"transition {b}: floor({planes} * reduction={reduction}) = 0 channels")
                 features[f"trans{b}"] = Transition(planes, out_planes, g.transition, name=f"transition {b}")
                 planes = out_planes
         self.features = nn.Sequential(features)
@@ -166,22 +168,26 @@ class DenseNetCIFAR(nn.Module):
     description="Configurable CIFAR DenseNet-BC (kuangliu densenet_cifar: k=12, blocks 6/12/24/16), optional groups",
     source=_SOURCE,
     input_size=_INPUT,
+    example={"growth_rate": 6, "groups": 2},
 )
 def densenet_cifar(
     num_classes: int = 10,
     growth_rate: int = 12,
     blocks: Sequence[int] = (6, 12, 24, 16),
     reduction: float = 0.5,
-    groups: DenseNetGroups | Mapping[str, int] | None = None,
+    groups: int | str | Mapping[str, int] | DenseNetGroups | None = None,
     seed: int | None = 0,
 ) -> DenseNetCIFAR:
     """Configurable CIFAR DenseNet-BC; the defaults are kuangliu's ``densenet_cifar()``.
 
     Source: Huang et al. 2017 (arXiv:1608.06993), kuangliu/pytorch-cifar ``DenseNet``.
     Input: ``(1, 3, 32, 32)``. 1,000,618 parameters with the defaults (k=12, blocks 6/12/24/16, 10 classes).
-    ``groups`` maps ``stem``/``bottleneck``/``conv3x3``/``transition`` to group counts (default 1).
+    ``groups`` maps ``stem``/``bottleneck``/``conv3x3``/``transition`` to group counts (default 1); an int
+    ``g`` groups every kind of convolution whose channels ``g`` divides (the stem's 3 inputs only take 3).
     """
-    return build_seeded(lambda: DenseNetCIFAR(growth_rate, blocks, reduction, num_classes, groups), seed)
+    channels = conv_channels(growth_rate, blocks, reduction) if isinstance(groups, (int, str)) else None
+    resolved = resolve_groups(groups, DenseNetGroups(), KINDS, channels)
+    return build_seeded(lambda: DenseNetCIFAR(growth_rate, blocks, reduction, num_classes, resolved), seed)
 
 
 @register(

@@ -6,6 +6,7 @@ module so that :func:`names`, :func:`build`, :func:`input_size` and :func:`spec`
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from torch import nn
+
+from .errors import ModelArgumentError
 
 Builder = Callable[..., nn.Module]
 _B = TypeVar("_B", bound=Builder)
@@ -44,6 +47,7 @@ class ModelSpec:
         input_size: expected input shape at batch 1, e.g. ``(1, 3, 32, 32)``.
         builder: callable returning a freshly initialised :class:`torch.nn.Module`.
         default_kwargs: the builder's keyword arguments and their defaults (read-only).
+        example: builder arguments worth showing in an example command (``micronet-score models NAME``).
     """
 
     name: str
@@ -52,18 +56,47 @@ class ModelSpec:
     input_size: tuple[int, ...]
     builder: Builder = field(repr=False, compare=False)
     default_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    example: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
     def build(self, **kwargs: Any) -> nn.Module:
-        """Build this model; same as ``micronet_score.models.build(self.name, **kwargs)``."""
+        """Build this model; same as ``micronet_score.models.build(self.name, **kwargs)``.
+
+        The model records how it was built in the plain attribute ``model.micronet_build``
+        (``{"model": name, "args": {...}}``, every argument with defaults filled in, as plain data); it is
+        not part of ``state_dict``; ``build(b["model"], **b["args"])`` rebuilds the same architecture.
+        """
         _check_kwargs(self, kwargs)
-        return self.builder(**kwargs)
+        model = self.builder(**kwargs)
+        args = {**self.default_kwargs, **kwargs}
+        model.micronet_build = {"model": self.name, "args": {k: plain(v) for k, v in args.items()}}
+        return model
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register(name: str, *, description: str, source: str, input_size: tuple[int, ...]) -> Callable[[_B], _B]:
-    """Decorator registering ``builder`` under ``name``; default kwargs come from its signature."""
+def plain(value: Any) -> Any:
+    """``value`` as plain data where it has a plain form (tuples and mappings as lists and dicts,
+    dataclasses such as :class:`DenseNetGroups` as dicts); anything else is returned as is."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [plain(v) for v in value]
+    return value
+
+
+def register(
+    name: str,
+    *,
+    description: str,
+    source: str,
+    input_size: tuple[int, ...],
+    example: Mapping[str, Any] | None = None,
+) -> Callable[[_B], _B]:
+    """Decorator registering ``builder`` under ``name``; default kwargs come from its signature.
+    ``example`` holds arguments for the example command ``micronet-score models NAME`` prints."""
 
     def decorate(builder: _B) -> _B:
         if name in _REGISTRY:
@@ -85,6 +118,7 @@ def register(name: str, *, description: str, source: str, input_size: tuple[int,
             input_size=tuple(input_size),
             builder=builder,
             default_kwargs=MappingProxyType(defaults),
+            example=MappingProxyType(dict(example or {"num_classes": 100})),
         )
         return builder
 
@@ -122,8 +156,8 @@ def build(name: str, **kwargs: Any) -> nn.Module:
 def _check_kwargs(s: ModelSpec, kwargs: Mapping[str, Any]) -> None:
     unknown = sorted(set(kwargs) - set(s.default_kwargs))
     if unknown:
-        raise ValueError(
+        raise ModelArgumentError(
             f"model {s.name!r} got unexpected keyword argument(s) {', '.join(unknown)}; "
-            f"it accepts: {', '.join(s.default_kwargs)}"
+            f"it accepts: {', '.join(s.default_kwargs)} (see `micronet-score models {s.name}`)"
         )
 from . import lstm_lm  # noqa: E402,F401  (registers lstm-lm-wikitext103)

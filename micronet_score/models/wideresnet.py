@@ -14,6 +14,7 @@ from torch import nn
 
 from . import _checks
 from ._init import build_seeded
+from .errors import ModelArgumentError
 from .registry import register
 
 _SOURCE = "Zagoruyko & Komodakis 2016 (arXiv:1605.07146); layout of github.com/xternalz/WideResNet-pytorch"
@@ -66,7 +67,7 @@ class WideResNet(nn.Module):
         super().__init__()
         depth = _checks.positive_int(depth, "depth")
         if depth < 10 or (depth - 4) % 6:
-            raise ValueError(f"depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, ...), got {depth}")
+            raise ModelArgumentError(f"depth must be 6n + 4 with n >= 1 (10, 16, 22, 28, ...), got {depth}")
         width = _checks.positive_int(width, "width")
         num_classes = _checks.positive_int(num_classes, "num_classes")
         drop_rate = _checks.probability(drop_rate, "drop_rate")

@@ -18,6 +18,8 @@ MODULES = [
     "micronet_score.compress.fakequant",
     "micronet_score.compress.quantization",
     "micronet_score.compress.calibration",
+    "micronet_score.compress.base",
+    "micronet_score.compress.history",
 ]
 
 

@@ -13,6 +13,7 @@ from micronet_score.compress import (
     BlockMagnitude,
     BlockSparse,
     GlobalUnstructured,
+    LayerEmptiedWarning,
     LayerUnstructured,
     NMMagnitude,
     NMSparse,
@@ -33,7 +34,8 @@ def two_layer_model() -> nn.Sequential:
 
 def test_global_unstructured_removes_the_globally_smallest_weights():
     model = two_layer_model()
-    prune_(model, GlobalUnstructured(amount=0.5))
+    with pytest.warns(LayerEmptiedWarning, match=r"pruned every weight of layer\(s\) '0' \(8 weights\)"):
+        prune_(model, GlobalUnstructured(amount=0.5, exclude=()))
     # 16 weights in total, 50% -> the 8 smallest |w| = 1..8, which are exactly all of layer 0.
     assert torch.count_nonzero(model[0].weight) == 0
     assert torch.count_nonzero(model[2].weight) == 8
@@ -48,7 +50,7 @@ def test_global_unstructured_quarter_and_bias():
     with torch.no_grad():
         model[0].bias.copy_(torch.tensor([0.5, 100.0, 100.0, 100.0]))
         model[2].bias.copy_(torch.tensor([100.0, 0.25]))
-    prune_(model, GlobalUnstructured(amount=0.25, include_bias=True))
+    prune_(model, GlobalUnstructured(amount=0.25, include_bias=True, exclude=()))
     # Pool: 16 weights + 6 biases = 22 values; round(0.25 * 22) = round(5.5) = 6 pruned:
     # biases 0.25 and 0.5, then |w| = 1, 2, 3, 4 (all in layer 0).
     assert sparsity(model, include_bias=True) == {
@@ -61,8 +63,10 @@ def test_global_unstructured_quarter_and_bias():
 
 def test_global_unstructured_twice_prunes_the_remaining_weights():
     model = two_layer_model()
-    prune_(model, GlobalUnstructured(amount=0.5))
-    prune_(model, GlobalUnstructured(amount=0.5))
+    with pytest.warns(LayerEmptiedWarning, match="'0'"):
+        prune_(model, GlobalUnstructured(amount=0.5, exclude=()))
+    with pytest.warns(LayerEmptiedWarning, match="'0'"):  # still empty: said again
+        prune_(model, GlobalUnstructured(amount=0.5, exclude=()))
     # torch.nn.utils.prune semantics: the second call prunes 50% of the 8 survivors: |w| = 9..12.
     assert sparsity(model) == {"0.weight": 1.0, "2.weight": 0.5}
     assert torch.count_nonzero(model[2].weight[0]) == 0
@@ -120,7 +124,7 @@ def test_block_sparse_uses_the_out_by_rest_matrix_of_a_conv():
 
 def test_block_sparse_rejects_blocks_that_do_not_divide_and_leaves_the_model_alone():
     model = nn.Sequential(nn.Linear(8, 8), nn.Linear(8, 6))
-    with pytest.raises(ValueError, match=r"BlockSparse cannot prune layer '1': block \(4, 4\) does not divide the 6x8"):
+    with pytest.raises(ValueError, match=r"BlockSparse cannot prune layer\(s\) '1' \(block \(4, 4\) does not divide the 6x8"):
         prune_(model, BlockSparse(block=(4, 4)))
     assert not hasattr(model[0], "weight_mask")  # validated before anything was masked
 
@@ -159,7 +163,7 @@ def test_prune_rejects_unknown_configs_and_stray_example_inputs():
 def test_finalize_makes_masks_permanent_and_the_model_portable():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
-    prune_(model, GlobalUnstructured(amount=0.5, include_bias=True))
+    prune_(model, GlobalUnstructured(amount=0.5, include_bias=True, exclude=()))
     prune_(model, NMSparse(n=2, m=4, layer_types=(nn.Linear,)))
     x = torch.randn(2, 1, 8, 8)
     expected = model(x)

@@ -71,7 +71,7 @@ def test_dense_baseline_by_hand():
 
 @pytest.mark.parametrize("baked", [False, True], ids=["hooks", "finalized"])
 def test_global_unstructured_half_of_all_weights(baked):
-    model = prune_(odd_net(), GlobalUnstructured(amount=0.5))
+    model = prune_(odd_net(), GlobalUnstructured(amount=0.5, exclude=()))
     assert hasattr(model[0], "weight_mask")
     if baked:
         finalize_(model)

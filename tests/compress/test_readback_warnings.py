@@ -45,7 +45,7 @@ X = torch.randn(8, 4, 8, 8, generator=torch.Generator().manual_seed(0))
 
 
 def unstructured():
-    model = prune_(net(), GlobalUnstructured(amount=0.5))
+    model = prune_(net(), GlobalUnstructured(amount=0.5, exclude=()))
     ms.count(model, (1, 4, 8, 8))
     sparsity(model)
     prune_(model, LayerUnstructured(amount={"7": 0.2}))  # a second round on top of the first
@@ -67,7 +67,7 @@ def structured():
 
 
 def quantize_calibrate_train():
-    model = prune_(net(), GlobalUnstructured(amount=0.5))
+    model = prune_(net(), GlobalUnstructured(amount=0.5, exclude=()))
     quantize_(model, {"": FakeQuant(weight_bits=8, act_bits=8), "7": FakeQuant(weight_bits=4, act_bits=6,
                                                                                   per_channel=False)})
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, torch.zeros(8)), batch_size=4)
