@@ -124,6 +124,9 @@ def test_per_layer_unstructured_with_a_mapping_and_one_amount():
     assert uniform.layer("0").mults == 162
 
 
+BLOCK = ms.get_convention("micronet").with_options(name="micronet-block", sparse_format="block")
+
+
 def block_conv() -> nn.Sequential:
     """Conv2d(4, 8, 2) without bias: the weight viewed as (8, 16) holds eight 4x4 blocks (2 block-rows x 4
     block-columns). Every value is 1 except blocks (0, 1) and (1, 2), which are 2: their L1 norm (32) is the
@@ -142,7 +145,12 @@ def test_block_sparse_4x4_is_stored_with_a_block_bitmask(baked):
     model = prune_(block_conv(), BlockSparse(block=(4, 4), amount=0.75))
     if baked:
         finalize_(model)
-    r = ms.count(model, (1, 4, 5, 5))
+    # The default (the official format) stores the 32 non-zeros plus 1 mask bit per element: 32 x 16 + 128
+    # = 640 bits -> 20. Block bitmasks are the "block" convention option.
+    (default_row,) = ms.count(model, (1, 4, 5, 5)).tensors
+    assert (default_row.block, default_row.stored_values, default_row.mask_bits) == ((1, 1), 32, 128)
+    assert default_row.param_storage == 640 / 32 == 20.0
+    r = ms.count(model, (1, 4, 5, 5), convention=BLOCK)
     (row,) = r.tensors
     assert row.name == "0.weight" and row.shape == (8, 4, 2, 2)
     # 2 kept blocks x 16 values = 32 non-zeros of 128.
@@ -169,7 +177,7 @@ def test_block_sparse_linear_reports_its_own_shape_and_block():
     with torch.no_grad():
         layer.weight.copy_(matrix)
     model = prune_(nn.Sequential(layer), BlockSparse(block=(1, 4), amount=0.75))  # 24 of 32 blocks go
-    (row,) = ms.count(model, (1, 16)).tensors
+    (row,) = ms.count(model, (1, 16), convention=BLOCK).tensors
     # 8 kept 1x4 blocks: 32 values x 16 + 32 mask bits = 544 bits -> 17. Dearer: element bitmask 32 x 16 + 128
     # = 640; 1x2: 32 values + 64 bits = 576; 2x2 and 2x4: 64 values; 4x4: every block of rows 0-3 is hit, 128.
     assert row.nonzero_params == 32 and row.param_storage == 17.0  # passes today
