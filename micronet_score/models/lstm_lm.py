@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import InputError
 from . import _checks
 from ._init import seeded
 from .registry import register
@@ -50,6 +51,9 @@ class LSTMLanguageModel(nn.Module):
         return tokens, self.initial_state(batch_size)
 
     def forward(self, tokens: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        if tokens.is_floating_point() or tokens.is_complex():
+            raise InputError(f"the language model takes integer token ids, got a {tokens.dtype} tensor (a shape "
+                             "given as input becomes random floats): pass model.example_inputs()")
         hidden, state = self.lstm(self.embedding(tokens), state)
         return self.output(self.projection(hidden)), state
 

@@ -225,3 +225,17 @@ def test_unknown_mode_is_an_error_not_a_guess():
             False, False, [], None)
     with pytest.raises(ValueError, match="unknown recurrent mode 7"):
         lookup(aten._cudnn_rnn).fn(call(args))
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="oneDNN not built into this torch")
+def test_lstm_after_another_layer_without_state():
+    # Linear(5, 5, no bias) then the LSTM, default flags, no state: 25 + 413 mults, 20 + 392 adds, 25 + 392 params.
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin, self.lstm = nn.Linear(I, I, bias=False), nn.LSTM(I, H, batch_first=True)
+
+        def forward(self, x):
+            return self.lstm(self.lin(x))[0]
+
+    assert counts(Net(), torch.randn(1, 1, I)) == (25 + 392, 25 + 413, 20 + 392)

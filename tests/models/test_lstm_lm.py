@@ -112,3 +112,8 @@ def test_registered_with_its_input_and_arguments():
 def test_seeded_builds_are_deterministic():
     a, b = small(), small()
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_shape_as_input_is_a_clear_error():
+    with pytest.raises(ms.InputError, match="integer token ids.*example_inputs"):
+        ms.count(small(), models.input_size("lstm-lm-wikitext103"))
