@@ -52,12 +52,11 @@ def test_prune_and_quantize_deltas_by_hand(diff):
     assert (l0.mults.delta, l0.adds.delta) == (6 - 12, 6 - 12)
     # 4-bit weight storage, by hand (rows x cols = 3 x 4; rows are odd, so only 1xN blocks fit):
     #   dense 12 x 4 = 48 bits; element bitmask 6 x 4 + 12 = 36;
-    #   1x2 blocks: kept pairs (row 1: 7,-8; row 2: two) = 3 -> 6 values x 4 + 6 bits = 30  <- cheapest
-    #   1x4 blocks: rows 1 and 2 -> 8 values x 4 + 3 bits = 35.
-    assert (l0.mask_bits.before, l0.mask_bits.after) == (0, 6)
-    # bias: 3 values at 32 bits (the freebie is off). 30/32 + 3 = 3.9375; before 15 x 16 / 32 = 7.5
-    assert (l0.param_storage.before, l0.param_storage.after) == (7.5, 3.9375)
-    assert l0.param_storage.delta == -3.5625
+    #   the element bitmask is the official format and the default (block bitmasks are the "block" option).
+    assert (l0.mask_bits.before, l0.mask_bits.after) == (0, 12)
+    # bias: 3 values at 32 bits (the freebie is off). 36/32 + 3 = 4.125; before 15 x 16 / 32 = 7.5
+    assert (l0.param_storage.before, l0.param_storage.after) == (7.5, 4.125)
+    assert l0.param_storage.delta == -3.375
     assert (l0.param_bits.before, l0.param_bits.after) == ((16,), (4, 32))
     assert (l0.mult_bits.before, l0.mult_bits.after) == ((16,), (8,))  # 8-bit input x 4-bit weight
     # math ops: before 12 x 16/32 + 12 = 18; after 6 x 8/32 + 6 = 7.5
@@ -68,12 +67,12 @@ def test_prune_and_quantize_deltas_by_hand(diff):
     assert (l2.param_storage.before, l2.param_storage.after, l2.param_storage.delta) == (4.0, 8.0, 4.0)
     assert (l2.math_ops.before, l2.math_ops.after) == (6 / 2 + 6, 6 + 6)
     assert (l2.param_bits.before, l2.param_bits.after) == ((16,), (32,))
-    # Totals: storage 11.5 -> 3.9375 + 8 = 11.9375 (+0.4375: losing the freebie costs more than it saves);
+    # Totals: storage 11.5 -> 4.125 + 8 = 12.125 (+0.625: losing the freebie costs more than it saves);
     # math ops 28.5 -> 7.5 + 3 + 12 = 22.5 (-6).
     t = diff.total
-    assert (t.param_storage.before, t.param_storage.after, t.param_storage.delta) == (11.5, 11.9375, 0.4375)
+    assert (t.param_storage.before, t.param_storage.after, t.param_storage.delta) == (11.5, 12.125, 0.625)
     assert (t.math_ops.before, t.math_ops.after, t.math_ops.delta) == (28.5, 22.5, -6.0)
-    assert (t.nonzero_params.delta, t.mask_bits.delta, t.mults.delta, t.adds.delta) == (-6, 6, -6, -6)
+    assert (t.nonzero_params.delta, t.mask_bits.delta, t.mults.delta, t.adds.delta) == (-6, 12, -6, -6)
     assert (t.param_bits.before, t.param_bits.after) == ((16,), (4, 32))
     assert (t.mult_bits.before, t.mult_bits.after) == ((16,), (8, 32))
     assert diff.freebie == (True, False)
@@ -84,10 +83,10 @@ def test_score_delta_by_hand(diff):
     rules = ms.RuleSet("tiny", param_baseline=11.5, ops_baseline=28.5)  # the float model scores 2
     delta = diff.score_delta(rules)
     assert delta.before.value == 2.0
-    assert delta.after.value == pytest.approx(11.9375 / 11.5 + 22.5 / 28.5, rel=1e-15)
-    assert delta.param_term_delta == pytest.approx(0.4375 / 11.5, rel=1e-12)
+    assert delta.after.value == pytest.approx(12.125 / 11.5 + 22.5 / 28.5, rel=1e-15)
+    assert delta.param_term_delta == pytest.approx(0.625 / 11.5, rel=1e-12)
     assert delta.ops_term_delta == pytest.approx(-6 / 28.5, rel=1e-12)
-    assert delta.delta == pytest.approx(0.4375 / 11.5 - 6 / 28.5, rel=1e-12)
+    assert delta.delta == pytest.approx(0.625 / 11.5 - 6 / 28.5, rel=1e-12)
     assert delta.ratio == pytest.approx(delta.after.value / 2.0)
     with_accuracy = diff.score_delta(ms.RuleSet("t", 11.5, 28.5, threshold=0.5), accuracy_before=(3, 4),
                                      accuracy_after=(1, 4))
@@ -100,8 +99,8 @@ def test_table_shows_before_after_and_deltas(diff):
     lines = text.splitlines()
     assert lines[0].split()[:4] == ["layer", "type", "params", "nonzero"]
     row0 = next(line for line in lines if line.startswith("0 "))
-    assert "Linear → FakeQuantLinear" in row0 and "15 → 9" in row0 and "0 → 6" in row0 and "16 → 4/32" in row0
-    assert "7.5 → 3.9" in row0 and "-3.6" in row0 and "-10.5" in row0
+    assert "Linear → FakeQuantLinear" in row0 and "15 → 9" in row0 and "0 → 12" in row0 and "16 → 4/32" in row0
+    assert "7.5 → 4.1" in row0 and "-3.4" in row0 and "-10.5" in row0
     total = next(line for line in lines if line.startswith("total"))
     assert "11.5 → 11.9" in total and "+0.4" in total and "-6.0" in total
     assert lines[-1] == "16-bit freebie: on → off"
@@ -151,7 +150,7 @@ def test_unknown_nonzeros_and_json(diff):
     assert unknown.total.nonzero_params.delta is None and unknown.total.nonzero_params.ratio is None
     assert "? → 15" in unknown.table()
     data = json.loads(json.dumps(diff.to_dict()))
-    assert data["total"]["param_storage"] == {"before": 11.5, "after": 11.9375, "delta": 0.4375}
+    assert data["total"]["param_storage"] == {"before": 11.5, "after": 12.125, "delta": 0.625}
     assert data["freebie"] == [True, False]
     assert data["layers"][0]["param_bits"] == {"before": [16], "after": [4, 32]}
     assert data["params_by_bits"][1] == {"4": 12, "32": 11}
