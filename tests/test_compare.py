@@ -102,7 +102,7 @@ def test_table_shows_before_after_and_deltas(diff):
     assert "Linear → FakeQuantLinear" in row0 and "15 → 9" in row0 and "0 → 12" in row0 and "16 → 4/32" in row0
     assert "7.5 → 4.1" in row0 and "-3.4" in row0 and "-10.5" in row0
     total = next(line for line in lines if line.startswith("total"))
-    assert "11.5 → 11.9" in total and "+0.4" in total and "-6.0" in total
+    assert "11.5 → 12.1" in total and "+0.6" in total and "-6.0" in total
     assert lines[-1] == "16-bit freebie: on → off"
     assert str(diff) == text
     assert "|" in diff.table(tablefmt="github")
