@@ -92,13 +92,14 @@ def load_factory(spec: str) -> Callable[..., Any]:
     return factory
 
 
-def resolve_model(name: str, kwargs: dict[str, Any]) -> tuple[torch.nn.Module, tuple[int, ...] | None]:
-    """A zoo name or module:factory -> (model, default input shape or None)."""
+def resolve_model(name: str, kwargs: dict[str, Any]) -> tuple[torch.nn.Module, Any]:
+    """A zoo name or module:factory -> (model, default inputs: a shape, the model's example inputs, or None)."""
     from micronet_score import models
 
     if name in models.names():
         try:
-            return models.build(name, **kwargs), models.input_size(name)
+            model = models.build(name, **kwargs)
+            return model, models.example_inputs(name, model)
         except (TypeError, ValueError) as exc:
             raise CliError(f"building {name!r} failed: {exc}") from exc
     factory = load_factory(name)

@@ -17,13 +17,14 @@ from __future__ import annotations
 # Importing the builder modules registers their models; this order is the order of names().
 # isort: off
 from . import resnet_cifar, preact_resnet_cifar, densenet_cifar, densenet_seed  # noqa: F401
-from . import wideresnet, mobilenetv2, efficientnet  # noqa: F401
+from . import wideresnet, mobilenetv2, efficientnet, lstm_lm  # noqa: F401
 
 # isort: on
 from .densenet_cifar import DenseNetGroups
 from .errors import ModelArgumentError
-from .registry import ModelSpec, UnknownModelError, build, input_size, names, spec
+from .registry import ModelSpec, UnknownModelError, build, example_inputs, input_size, names, spec
 
 __all__ = [
-    "DenseNetGroups", "ModelArgumentError", "ModelSpec", "UnknownModelError", "build", "input_size", "names", "spec",
+    "DenseNetGroups", "ModelArgumentError", "ModelSpec", "UnknownModelError", "build", "example_inputs", "input_size",
+    "names", "spec",
 ]  # fmt: skip

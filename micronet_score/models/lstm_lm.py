@@ -63,6 +63,7 @@ class LSTMLanguageModel(nn.Module):
     description="MicroNet 2019 WikiText-103 baseline: LSTM LM, vocab 267,735, embed 512, LSTM 2048, proj 512, tied",
     source="MicroNet Challenge 2019 WikiText-103 track baseline (159M parameters, 318M ops per token)",
     input_size=(1, 1),
+    modality="tokens",
 )
 def lstm_lm_wikitext103(
     num_classes: int = WIKITEXT103_VOCAB,

@@ -48,6 +48,8 @@ class ModelSpec:
         builder: callable returning a freshly initialised :class:`torch.nn.Module`.
         default_kwargs: the builder's keyword arguments and their defaults (read-only).
         example: builder arguments worth showing in an example command (``micronet-score models NAME``).
+        modality: what the model reads: ``"image"`` (a float tensor of ``input_size``) or ``"tokens"``
+            (integer token ids and a state: the model's own ``example_inputs()`` builds them).
     """
 
     name: str
@@ -57,6 +59,7 @@ class ModelSpec:
     builder: Builder = field(repr=False, compare=False)
     default_kwargs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     example: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False)
+    modality: str = "image"
 
     def build(self, **kwargs: Any) -> nn.Module:
         """Build this model; same as ``micronet_score.models.build(self.name, **kwargs)``.
@@ -94,6 +97,7 @@ def register(
     source: str,
     input_size: tuple[int, ...],
     example: Mapping[str, Any] | None = None,
+    modality: str = "image",
 ) -> Callable[[_B], _B]:
     """Decorator registering ``builder`` under ``name``; default kwargs come from its signature.
     ``example`` holds arguments for the example command ``micronet-score models NAME`` prints."""
@@ -119,15 +123,17 @@ def register(
             builder=builder,
             default_kwargs=MappingProxyType(defaults),
             example=MappingProxyType(dict(example or {"num_classes": 100})),
+            modality=modality,
         )
         return builder
 
     return decorate
 
 
-def names() -> dict[str, str]:
-    """Every registered model name mapped to its one-line description, in registration order."""
-    return {name: s.description for name, s in _REGISTRY.items()}
+def names(modality: str | None = None) -> dict[str, str]:
+    """Every registered model name mapped to its one-line description, in registration order; only those
+    reading ``modality`` (``"image"`` or ``"tokens"``) when it is given."""
+    return {name: s.description for name, s in _REGISTRY.items() if modality in (None, s.modality)}
 
 
 def spec(name: str) -> ModelSpec:
@@ -141,6 +147,20 @@ def spec(name: str) -> ModelSpec:
 def input_size(name: str) -> tuple[int, ...]:
     """The expected input shape of model ``name`` at batch 1, e.g. ``(1, 3, 32, 32)``."""
     return spec(name).input_size
+
+
+def example_inputs(name: str, model: nn.Module, batch_size: int = 1) -> Any:
+    """What to count ``model`` (a build of zoo model ``name``) on: the model's own ``example_inputs()`` where it
+    has one (token ids and a state), else its input shape at ``batch_size``.
+
+    >>> from micronet_score import models
+    >>> models.example_inputs("resnet18-cifar", models.build("resnet18-cifar"), batch_size=2)
+    (2, 3, 32, 32)
+    """
+    make = getattr(model, "example_inputs", None)
+    if callable(make):
+        return make(batch_size)
+    return (batch_size,) + spec(name).input_size[1:]
 
 
 def build(name: str, **kwargs: Any) -> nn.Module:
@@ -160,4 +180,3 @@ def _check_kwargs(s: ModelSpec, kwargs: Mapping[str, Any]) -> None:
             f"model {s.name!r} got unexpected keyword argument(s) {', '.join(unknown)}; "
             f"it accepts: {', '.join(s.default_kwargs)} (see `micronet-score models {s.name}`)"
         )
-from . import lstm_lm  # noqa: E402,F401  (registers lstm-lm-wikitext103)

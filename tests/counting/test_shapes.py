@@ -11,10 +11,10 @@ from micronet_score.counting import shapes
 def test_shape_table_matches_meta_kernels(name, monkeypatch):
     with torch.device("meta"):
         model = ms.models.build(name)
-    shape = ms.models.input_size(name)
-    fast = ms.count(model, shape)
+        inputs = ms.models.example_inputs(name, model)
+    fast = ms.count(model, inputs)
     monkeypatch.setattr(shapes, "ENABLED", False)
-    slow = ms.count(model, shape)
+    slow = ms.count(model, inputs)
     assert fast == slow
 
 

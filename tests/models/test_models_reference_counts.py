@@ -270,7 +270,7 @@ def test_resnet18_cifar_counts() -> None:
 
 
 # ==================================================================================== meta device
-@pytest.mark.parametrize("name", list(models.names()))
+@pytest.mark.parametrize("name", list(models.names(modality="image")))  # the LM: tests/models/test_lstm_lm.py
 def test_meta_count_equals_real_count(name: str) -> None:
     """Every zoo model counts on the meta device with the same params, mults and adds as on real (dense)
     tensors; the meta count prices every tensor dense, as the trained-like real count does."""

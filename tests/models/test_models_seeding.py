@@ -22,6 +22,7 @@ SMALL = {
     "mobilenetv2": {"width": 0.5},
     "mobilenetv2-1.4": {},
     "efficientnet-b0": {},
+    "lstm-lm-wikitext103": {"num_classes": 100, "embed_dim": 8, "hidden_size": 16},
 }
 
 
