@@ -26,7 +26,6 @@ from micronet_score.errors import (
     UnsupportedOpError,
 )
 from micronet_score.loading import load_weights
-from micronet_score.render.plots import plot_history
 from micronet_score.organizer import (
     Accuracy,
     Leaderboard,
@@ -36,6 +35,7 @@ from micronet_score.organizer import (
     published,
     save_submission,
 )
+from micronet_score.render.plots import plot_history
 from micronet_score.report import LayerRow, Report, TensorRow
 from micronet_score.rules import RuleSet, Score, score
 
