@@ -68,3 +68,7 @@ class CountingError(MicronetError, RuntimeError):
 class CheckpointError(MicronetError, ValueError):
     """A checkpoint that cannot be read (not a checkpoint, truncated, an unsafe pickle, more than tensors) or
     does not match the model it is loaded into."""
+
+
+class RegistryError(MicronetError, ValueError):
+    """An operator registered twice, or both with a cost and as free."""

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from micronet_score.errors import RegistryError
+
 aten = torch.ops.aten
 
 
@@ -98,7 +100,8 @@ def register(
 ) -> Callable[[CostFn], CostFn]:
     """Decorator registering ``fn`` as the cost of every operator in ``ops`` (overload packets or overloads).
 
-    Registering an operator twice, or one that is listed as free, raises ``ValueError``.
+    Registering an operator twice, or one that is listed as free, raises
+    :class:`~micronet_score.errors.RegistryError` (a ``ValueError``).
 
     >>> from micronet_score.counting.registry import Cost, register, aten
     >>> @register(aten.erfinv)  # doctest: +SKIP
@@ -109,7 +112,8 @@ def register(
     def deco(fn: CostFn) -> CostFn:
         for packet in _packets(ops):
             if packet in _COSTS or packet in FREE_OPS:
-                raise ValueError(f"operator {packet} already has a cost or is listed as free")
+                raise RegistryError(f"operator {packet} already has a cost or is listed as free: register "
+                                    "each operator once")
             _COSTS[packet] = CostEntry(fn, kind, mult_operands)
         return fn
 
@@ -120,7 +124,7 @@ def register_free(*ops: Any) -> None:
     """List operators that cost nothing (views, copies, padding, creation of constants)."""
     for packet in _packets(ops):
         if packet in _COSTS:
-            raise ValueError(f"operator {packet} has a cost function; it cannot also be free")
+            raise RegistryError(f"operator {packet} has a cost function; it cannot also be free")
         FREE_OPS.add(packet)
 
 
