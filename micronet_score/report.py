@@ -56,6 +56,16 @@ class TensorRow:
 
 
 @dataclass(frozen=True)
+class OperatorRow:
+    """What one aten operator costs over the whole forward: ``mults`` and ``adds`` per example (batch norms
+    folded, as in the totals), ``calls`` the costed calls in one forward pass."""
+
+    mults: float
+    adds: float
+    calls: int
+
+
+@dataclass(frozen=True)
 class Report:
     """The result of :func:`micronet_score.count`.
 
@@ -87,6 +97,9 @@ class Report:
     warnings: tuple[str, ...] = ()
     model: str = ""
     schema_version: int = SCHEMA_VERSION
+    by_operator: dict[str, OperatorRow] = field(default_factory=dict)
+    """Counts per aten operator name (``aten.convolution`` -> :class:`OperatorRow`), as fvcore's by-operator
+    view; operators without a cost are in ``unsupported``, free ones cost nothing and are not listed."""
 
     # ------------------------------------------------------------------ views
     def layer(self, name: str) -> LayerRow:
@@ -159,6 +172,7 @@ class Report:
         values["unused"] = tuple(data["unused"])
         values["warnings"] = tuple(data.get("warnings", ()))
         values["input_shapes"] = tuple(tuple(s) for s in data["input_shapes"])
+        values["by_operator"] = {op: OperatorRow(**row) for op, row in data.get("by_operator", {}).items()}
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
