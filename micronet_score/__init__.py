@@ -9,11 +9,12 @@
 """
 
 from micronet_score import models, rules
+from micronet_score.api import count, cross_check, score
 from micronet_score.bits import Precision
 from micronet_score.checkpoint import CheckpointStats, scan_checkpoint
 from micronet_score.compare import Comparison, compare
 from micronet_score.convention import Convention, get_convention, register_convention
-from micronet_score.counting.engine import count
+from micronet_score.cross_check import CrossCheck, CrossCheckRow
 from micronet_score.errors import (
     CheckpointError,
     ConventionMismatchError,
@@ -21,12 +22,13 @@ from micronet_score.errors import (
     ForwardError,
     InputError,
     MicronetError,
+    RegistryError,
     UnknownRuleSetError,
     UnsupportedOpError,
 )
 from micronet_score.loading import load_weights
-from micronet_score.report import LayerRow, Report, TensorRow
-from micronet_score.rules import RuleSet, Score, score
+from micronet_score.report import LayerRow, OperatorRow, Report, TensorRow
+from micronet_score.rules import RuleSet, Score
 
 __version__ = "0.1.0"
 
@@ -50,6 +52,7 @@ __all__ = [
     "UnsupportedOpError",
     "compare",
     "count",
+    "cross_check",
     "get_convention",
     "load_weights",
     "register_convention",
@@ -57,4 +60,8 @@ __all__ = [
     "rules",
     "scan_checkpoint",
     "score",
+    "CrossCheck",
+    "CrossCheckRow",
+    "OperatorRow",
+    "RegistryError",
 ]

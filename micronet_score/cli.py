@@ -136,10 +136,13 @@ def _count(args: argparse.Namespace) -> int:
         options["convention"] = ruleset.counting
     report = ms.count(model, shape, **options)
     result = ms.score(report, rules=ruleset, accuracy=args.accuracy) if ruleset is not None else None
+    check = ms.cross_check(model, shape, **options) if args.cross_check else None
     if args.json:
         payload: dict[str, Any] = {"report": report.to_dict()}
         if result is not None:
             payload["score"] = result.to_dict()
+        if check is not None:
+            payload["cross_check"] = check.to_dict()
         print(json.dumps(payload, indent=2))
     else:
         print(report.table(depth=args.depth))
@@ -147,6 +150,9 @@ def _count(args: argparse.Namespace) -> int:
         print(report.summary())
         if result is not None:
             print(result)
+        if check is not None:
+            print()
+            print(check.table())
     return 0
 
 
@@ -194,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("--weights", help="load this checkpoint (state dict, .pt/.pth or .safetensors) first")
     count.add_argument("--shapes-only", action="store_true",
                        help="do not compute activations (meta device); weights stay real")
+    count.add_argument("--cross-check", action="store_true",
+                       help="also show per-module MACs of fvcore and FlopCounterMode beside ours, and why they differ")
     count.set_defaults(func=_count)
     sub.add_parser("models", help="list the reference models").set_defaults(func=_models)
     sub.add_parser("rules", help="list the rule sets").set_defaults(func=_rules)

@@ -1,14 +1,12 @@
-"""``score``: a report (or a model and inputs) against a rule set."""
+"""The score arithmetic: two 32-bit-equivalent totals against a rule set's baselines. Scoring a model or a
+report (which needs the engine) is :func:`micronet_score.api.score`; this module never imports the engine."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
-
-from micronet_score.errors import ConventionMismatchError, InputError
-from micronet_score.report import Report
+from micronet_score.errors import InputError
 from micronet_score.rules.ruleset import RuleSet, get
 
 
@@ -37,48 +35,6 @@ class Score:
         from micronet_score.render import score_summary
 
         return score_summary(self)
-
-
-def score(
-    target: Report | torch.nn.Module,
-    inputs: Any = None,
-    *,
-    rules: str | RuleSet,
-    accuracy: float | tuple[int, int] | None = None,
-    **count_options: Any,
-) -> Score:
-    """Score a :class:`Report`, or count ``target`` on ``inputs`` first (``count_options`` go to ``count``).
-
-    >>> import torch, micronet_score as ms
-    >>> s = ms.score(torch.nn.Linear(100, 10), (1, 100), rules="micronet-2019-imagenet")
-    >>> s.param_storage, s.math_ops  # 1010 params and 1000 mults at 16 bits, 1000 adds at 32 bits
-    (505.0, 1500.0)
-    >>> round(s.value, 10)  # 505 / 6.9e6 + 1500 / 1.17e9
-    7.44705e-05
-    """
-    ruleset = get(rules)
-    if isinstance(target, Report):
-        if inputs is not None or count_options:
-            raise InputError("score() got a Report and also inputs or count options; pass either a Report, or "
-                             "a model with its inputs")
-        report = target
-        if report.convention != ruleset.counting.name:
-            raise ConventionMismatchError(
-                f"the report was counted under convention {report.convention!r} but rule set {ruleset.name!r} "
-                f"scores under {ruleset.counting.name!r}: call ms.score(model, inputs, rules={ruleset.name!r})"
-            )
-    elif isinstance(target, torch.nn.Module):
-        if inputs is None:
-            if ruleset.input_size is None:
-                raise InputError(f"score() needs inputs for the model (rule set {ruleset.name!r} has no default "
-                                 "input size)")
-            inputs = ruleset.input_size
-        from micronet_score.counting.engine import count
-
-        report = count(target, inputs, convention=ruleset.counting, **count_options)
-    else:
-        raise InputError(f"score() needs a Report or a torch.nn.Module, got {type(target).__name__}")
-    return evaluate(report.param_storage, report.math_ops, rules=ruleset, accuracy=accuracy)
 
 
 def evaluate(
@@ -111,3 +67,4 @@ def evaluate(
         rules=ruleset.name, rules_version=ruleset.version, convention=ruleset.counting.name,
         threshold=ruleset.threshold, accuracy=acc_value, passed=passed,
     )
+
