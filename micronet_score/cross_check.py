@@ -187,43 +187,58 @@ def _fmt(v: float) -> str:
 
 def _why(name: str, report: Report, ms_ops: dict[str, float], fv_ops: dict[str, float] | None,
          fc_ops: dict[str, float] | None, skipped: set[str], zeros: int) -> str:
+    """One sentence per difference between micronet-score and each peer, by operator family."""
     ms_f, fv_f, fc_f = _by_family(ms_ops), _by_family(fv_ops), _by_family(fc_ops)
     reasons: list[str] = []
+    explained: set[str] = set()  # fvcore-skipped families already named
     folded = any(t.module != name and f"(folded {name})" in t.name for t in report.tensors)
-    families = sorted(set(ms_f) | set(fv_f) | set(fc_f))
-    for fam in families:
+    fcm_noted = False
+    for fam in sorted(set(ms_f) | set(fv_f) | set(fc_f)):
         m = ms_f.get(fam, 0)
         if fv_ops is not None and fv_f.get(fam, 0) != m:
             v = fv_f.get(fam, 0)
             if fam == "norm" and m == 0 and folded:
                 reasons.append(f"batch norm folded into the conv/linear before it (0 MACs; its shift becomes that "
-                               f"layer's bias); fvcore counts {_fmt(v)} (1 per element per affine step)")
+                               f"layer's bias); fvcore counts {_fmt(v)} (normalise and affine at 1 per element each)")
+            elif fam == "norm" and m:
+                reasons.append(f"unfolded batch norm: micronet-score prices its per-channel affine at 1 mult (+1 add) "
+                               f"per element ({_fmt(m)}), fvcore counts {_fmt(v)} (normalise and affine at 1 per "
+                               "element each)")
             elif fam in ("conv", "matmul") and m < v and zeros:
                 reasons.append(f"{name or 'the model'} holds {zeros:,} zero weight(s): micronet-score skips their "
                                f"multiplications ({_fmt(m)}), fvcore counts dense ({_fmt(v)})")
             elif v == 0:
-                ops = sorted({op for op in ms_ops if family(op) == fam})
-                how = "skips as unsupported" if any(family(s) == fam for s in skipped) else "ignores (free for it)"
-                reasons.append(f"fvcore {how} {', '.join(ops) or fam}; micronet-score counts {_fmt(m)} "
-                               "by the rules' per-element prices")
+                ops = ", ".join(sorted({op for op in ms_ops if family(op) == fam})) or fam
+                if any(family(s) == fam for s in skipped):
+                    explained.add(fam)
+                    reasons.append(f"fvcore skips {ops} (no handle: listed in its unsupported operators); "
+                                   f"micronet-score counts {_fmt(m)} by the rules' prices")
+                else:
+                    reasons.append(f"fvcore ignores {ops} (free in its tables); micronet-score counts {_fmt(m)} by "
+                                   "the rules' prices")
+            elif fam == "pool":
+                reasons.append(f"pooling: micronet-score counts 1 mult per output (the average's division: "
+                               f"{_fmt(m)}; the sums are additions), fvcore 1 per input element ({_fmt(v)})")
             elif m == 0:
-                reasons.append(f"{fam}: fvcore counts {_fmt(v)} (its rule: one per element); micronet-score prices "
-                               "it with additions only or folds it, no multiplication")
+                reasons.append(f"{fam}: fvcore counts {_fmt(v)} (1 per element); micronet-score prices it with "
+                               "additions only, no multiplication")
             else:
                 reasons.append(f"{fam}: micronet-score {_fmt(m)} mults (the rules' price) vs fvcore {_fmt(v)} (its "
                                "per-element rule)")
         if fc_ops is not None and fc_f.get(fam, 0) != m:
             c = fc_f.get(fam, 0)
             if fam not in _FCM_FAMILIES:
-                if not any("FlopCounterMode counts only" in r for r in reasons):
+                if not fcm_noted:
+                    fcm_noted = True
                     reasons.append("FlopCounterMode counts only convolutions, matrix products and attention")
             elif fam in ("conv", "matmul") and m < c and zeros:
                 reasons.append(f"FlopCounterMode counts dense ({_fmt(c)} MACs = FLOPs/2), not the zero weights")
             else:
                 reasons.append(f"{fam}: FlopCounterMode {_fmt(c)} MACs (FLOPs/2) vs micronet-score {_fmt(m)}")
-    skipped_here = sorted(s for s in skipped if not any(family(s) == fam and fam in fv_f for fam in families))
-    if skipped_here and fv_ops is not None:
-        reasons.append("fvcore skipped " + ", ".join(skipped_here))
+    rest = sorted(s for s in skipped if family(s) not in explained)
+    if rest and fv_ops is not None:
+        reasons.append("fvcore also skips " + ", ".join(rest) + " (micronet-score counts them; additions are not "
+                       "in this column)")
     return "; ".join(reasons) if reasons else "agree"
 
 
@@ -237,7 +252,7 @@ def cross_check(model: torch.nn.Module, inputs: InputsLike, **count_options: Any
     >>> model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
     >>> check = ms.cross_check(model, (1, 3, 10, 10))
     >>> check.rows[0].micronet, check.rows[0].flop_counter  # 3*3*3 * 8*8*8
-    (13824, 13824.0)
+    (13824, 13824)
     """
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"cross_check() needs a torch.nn.Module, got {type(model).__name__}")
@@ -274,13 +289,13 @@ def cross_check(model: torch.nn.Module, inputs: InputsLike, **count_options: Any
         rows.append(CrossCheckRow(
             module=name, type=types[name], micronet=_number(values[0]),
             fvcore=_number(values[1]) if fv_ops is not None else None,
-            flop_counter=values[2] if fc_ops is not None else None,
+            flop_counter=_number(values[2]) if fc_ops is not None else None,
             why=_why(name, report, ms_ops, fv_ops, fc_ops, skipped.get(name, set()), zeros)))
     notes.append("MACs per example: micronet-score's multiplications, fvcore's count, FlopCounterMode's FLOPs / 2")
     return CrossCheck(
         rows=tuple(rows), micronet=report.mults,
         fvcore=_number(sum(sum(o.values()) for o in fv_own.values())) if fv_own is not None else None,
-        flop_counter=sum(sum(o.values()) for o in fc_own.values()) if fc_own is not None else None,
+        flop_counter=_number(sum(sum(o.values()) for o in fc_own.values())) if fc_own is not None else None,
         batch_size=batch, notes=tuple(notes))
 
 
