@@ -162,11 +162,12 @@ def _quiet():
 
 @contextlib.contextmanager
 def _inference(model: torch.nn.Module):
-    """Eval mode and no grad for the peers, every module's training flag put back afterwards."""
+    """Eval mode, no grad and a forked RNG for the peers; every module's training flag put back afterwards."""
     modes = [(m, m.training) for m in model.modules()]
+    devices = [p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"][:1]
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
             yield
     finally:
         for m, training in modes:

@@ -65,7 +65,9 @@ def test_zero_filters_are_explained():
         model.conv.weight[:2] = 0  # 2 of 8 filters: 2 * 27 = 54 zero weights
     before = {k: v.clone() for k, v in model.state_dict().items()}
     model.train()
+    rng = torch.get_rng_state()
     check = ms.cross_check(model, (2, 3, 10, 10))
+    assert torch.equal(torch.get_rng_state(), rng)
     conv = _rows(check)["conv"]
     assert conv.micronet == 3 * 3 * 3 * 6 * 8 * 8  # 6 live filters: 10,368 per example
     assert conv.fvcore == conv.flop_counter == CONV  # both count dense, per example (batch 2 divided)
