@@ -120,11 +120,12 @@ def _fvcore(model: torch.nn.Module, args: tuple, kwargs: dict, batch: int,
         analysis.uncalled_modules_warnings(False)
         with _quiet():
             table = analysis.by_module_and_operator()
-            skipped = {name: set(analysis.unsupported_ops(name)) for name in children}
+            inclusive_skips = {name: dict(analysis.unsupported_ops(name)) for name in children}
     except Exception as exc:  # noqa: BLE001 - a peer failing on a model is a result, not our error
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return None, {}, f"fvcore could not trace the model ({type(exc).__name__}: {first})"
     inclusive = {name: {op: v / batch for op, v in ops.items()} for name, ops in table.items()}
+    skipped = {name: set(ops) for name, ops in _own(inclusive_skips, children).items()}
     return _own(inclusive, children), skipped, ""
 
 
@@ -238,8 +239,8 @@ def _why(name: str, report: Report, ms_ops: dict[str, float], fv_ops: dict[str, 
                 reasons.append(f"{fam}: FlopCounterMode {_fmt(c)} MACs (FLOPs/2) vs micronet-score {_fmt(m)}")
     rest = sorted(s for s in skipped if family(s) not in explained)
     if rest and fv_ops is not None:
-        reasons.append("fvcore also skips " + ", ".join(rest) + " (micronet-score counts them; additions are not "
-                       "in this column)")
+        reasons.append("fvcore also skips " + ", ".join(rest) + " (no multiplication in micronet-score's count "
+                       "either: additions, in its adds column, or free)")
     return "; ".join(reasons) if reasons else "agree"
 
 
