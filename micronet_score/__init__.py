@@ -9,11 +9,12 @@
 """
 
 from micronet_score import models, rules
+from micronet_score.api import count, cross_check, score
 from micronet_score.bits import Precision
 from micronet_score.checkpoint import CheckpointStats, scan_checkpoint
 from micronet_score.compare import Comparison, compare
 from micronet_score.convention import Convention, get_convention, register_convention
-from micronet_score.counting.engine import count
+from micronet_score.cross_check import CrossCheck, CrossCheckRow
 from micronet_score.errors import (
     CheckpointError,
     ConventionMismatchError,
@@ -22,6 +23,7 @@ from micronet_score.errors import (
     InputError,
     MicronetError,
     MissingExtraError,
+    RegistryError,
     UnknownRuleSetError,
     UnsupportedOpError,
 )
@@ -36,8 +38,8 @@ from micronet_score.organizer import (
     save_submission,
 )
 from micronet_score.render.plots import plot_history
-from micronet_score.report import LayerRow, Report, TensorRow
-from micronet_score.rules import RuleSet, Score, score
+from micronet_score.report import LayerRow, OperatorRow, Report, TensorRow
+from micronet_score.rules import RuleSet, Score
 
 __version__ = "0.1.0"
 
@@ -61,6 +63,7 @@ __all__ = [
     "UnsupportedOpError",
     "compare",
     "count",
+    "cross_check",
     "get_convention",
     "load_weights",
     "register_convention",
@@ -77,4 +80,8 @@ __all__ = [
     "load_submission",
     "published",
     "save_submission",
+    "CrossCheck",
+    "CrossCheckRow",
+    "OperatorRow",
+    "RegistryError",
 ]

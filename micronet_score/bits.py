@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from micronet_score.errors import InputError
+
 FULL_PRECISION = 32
 FREEBIE_BITS = 16
 
@@ -58,7 +60,7 @@ def range_bits(quant_min: int, quant_max: int) -> int:
     """Bits needed for the integer grid ``quant_min..quant_max``: ceil(log2(quant_max - quant_min + 1))."""
     levels = int(quant_max) - int(quant_min) + 1
     if levels < 2:
-        raise ValueError(f"a quantization range needs at least 2 levels, got quant_min={quant_min}, "
+        raise InputError(f"a quantization range needs at least 2 levels, got quant_min={quant_min}, "
                          f"quant_max={quant_max}")
     return max(1, math.ceil(math.log2(levels)))
 
@@ -79,7 +81,7 @@ class Precision:
         for field, value in (("weight", self.weight), ("activation", self.activation)):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not
                                       1 <= value <= 64):
-                raise ValueError(f"Precision.{field} must be an integer number of bits in 1..64, got {value!r}")
+                raise InputError(f"Precision.{field} must be an integer number of bits in 1..64, got {value!r}")
 
     @classmethod
     def of(cls, value: int | Precision) -> Precision:
@@ -88,7 +90,7 @@ class Precision:
             return value
         if isinstance(value, int) and not isinstance(value, bool):
             return cls(weight=value, activation=value)
-        raise ValueError(f"a bit width must be an int or a Precision, got {value!r}")
+        raise InputError(f"a bit width must be an int or a Precision, got {value!r}")
 
 
 def weigh(count: float, bits: int) -> float:

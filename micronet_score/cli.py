@@ -169,17 +169,20 @@ def _count(args: argparse.Namespace) -> int:
         bits = {"bits": args.bits} if args.bits is not None else {}
         result = ms.score(model, shape, rules=ruleset, accuracy=args.accuracy, **bits)
         print(json.dumps({"score": result.to_dict()}, indent=2) if args.json else result)
-        return 0
+        return 3 if result.passed is False else 0
     if ruleset is not None:
         options["convention"] = ruleset.counting
     report = ms.count(model, shape, **options)
     result = ms.score(report, rules=ruleset, accuracy=args.accuracy) if ruleset is not None else None
+    check = ms.cross_check(model, shape, **options) if args.cross_check else None
     if args.json:
         payload: dict[str, Any] = {"report": report.to_dict()}
         if result is not None:
             payload["score"] = result.to_dict()
         payload.update(describe_run(args.model, parse_kwargs(args.arg), args.weights, ruleset, report,
                                     args.accuracy))
+        if check is not None:
+            payload["cross_check"] = check.to_dict()
         print(json.dumps(payload, indent=2))
     else:
         print(report.table(depth=args.depth))
@@ -187,6 +190,9 @@ def _count(args: argparse.Namespace) -> int:
         print(report.summary())
         if result is not None:
             print(result)
+        if check is not None:
+            print()
+            print(check.table())
     return 3 if result is not None and result.passed is False else 0
 
 
@@ -325,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="do not compute activations (meta device); weights stay real")
     count.add_argument("--allow-global", action="append", default=[], metavar="MOD.CLASS",
                        help="let the --weights pickle use this class (repeatable; only for files you trust)")
+    count.add_argument("--cross-check", action="store_true",
+                       help="also show per-module MACs of fvcore and FlopCounterMode beside ours, and why they differ")
     count.set_defaults(func=_count)
     _add_scan(sub)
     models_cmd = sub.add_parser("models", help="list the reference models, or show one builder's arguments")

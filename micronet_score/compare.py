@@ -201,7 +201,7 @@ class Comparison:
     def score_delta(self, rules: str | RuleSet, *, accuracy_before: float | tuple[int, int] | None = None,
                     accuracy_after: float | tuple[int, int] | None = None) -> ScoreDelta:
         """Both reports scored against ``rules`` (a name or a :class:`~micronet_score.rules.RuleSet`)."""
-        from micronet_score.rules.score import score
+        from micronet_score.api import score
 
         return ScoreDelta(score(self.before, rules=rules, accuracy=accuracy_before),
                           score(self.after, rules=rules, accuracy=accuracy_after))

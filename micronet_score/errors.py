@@ -72,3 +72,5 @@ class CheckpointError(MicronetError, ValueError):
 
 class MissingExtraError(MicronetError, ImportError):
     """An optional feature needs a package that is not installed; the message names the extra to install."""
+class RegistryError(MicronetError, ValueError):
+    """An operator registered twice, or both with a cost and as free."""

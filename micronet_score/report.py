@@ -112,6 +112,16 @@ class TensorRow:
     finite: bool = True
 
 
+@dataclass(frozen=True)
+class OperatorRow:
+    """What one aten operator costs over the whole forward: ``mults`` and ``adds`` per example (batch norms
+    folded, as in the totals), ``calls`` the costed calls in one forward pass."""
+
+    mults: float
+    adds: float
+    calls: int
+
+
 @dataclass(frozen=True, repr=False)
 class Report(Metrics):
     """The result of :func:`micronet_score.count`.
@@ -137,6 +147,11 @@ class Report(Metrics):
     warnings: tuple[str, ...] = ()
     model: str = ""
     schema_version: int = SCHEMA_VERSION
+    by_operator: dict[str, OperatorRow] = field(default_factory=dict, compare=False)
+    """Counts per aten operator name (``aten.convolution`` -> :class:`OperatorRow`), as fvcore's by-operator
+    view; operators without a cost are in ``unsupported``, free ones cost nothing and are not listed. The names
+    depend on the kernels that ran (an attention fast path on real values, its decomposition on the meta
+    device) while the counts do not, so this view is left out of ``==``."""
 
     # ------------------------------------------------------------------ views
     def layer(self, name: str) -> LayerRow:
@@ -269,6 +284,7 @@ class Report(Metrics):
         values["unused"] = tuple(data["unused"])
         values["warnings"] = tuple(data.get("warnings", ()))
         values["input_shapes"] = tuple(tuple(s) for s in data["input_shapes"])
+        values["by_operator"] = {op: OperatorRow(**row) for op, row in data.get("by_operator", {}).items()}
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 

@@ -12,6 +12,8 @@ MODULES = [
     "micronet_score.rules.ruleset",
     "micronet_score.rules.score",
     "micronet_score.models",
+    "micronet_score.api",
+    "micronet_score.cross_check",
 ]
 
 

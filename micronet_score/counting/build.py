@@ -16,7 +16,7 @@ from micronet_score.counting.batchnorm import fold
 from micronet_score.counting.events import Event
 from micronet_score.counting.storage import price
 from micronet_score.counting.tracer import Tracer
-from micronet_score.report import LayerRow, Report, TensorRow
+from micronet_score.report import LayerRow, OperatorRow, Report, TensorRow
 
 
 @dataclass
@@ -93,7 +93,14 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
                                      s.stats.finite))
     mults_by_bits: Counter[int] = Counter()
     adds_total = 0
+    per_op: dict[str, list[int]] = {}  # operator -> [mults, adds, calls]
     for e in events:
+        op = per_op.get(e.op)
+        if op is None:
+            op = per_op[e.op] = [0, 0, 0]
+        op[0] += e.mults
+        op[1] += e.adds
+        op[2] += 1
         r = row(e.module)
         r.mults += e.mults
         r.adds += e.adds
@@ -151,4 +158,6 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
         nonzeros_known=nonzero_known and tracer.nonzeros_known,
         warnings=tuple(warnings),
         model=type(model).__name__,
+        by_operator={name: OperatorRow(per_example(m, batch), per_example(a, batch), calls)
+                     for name, (m, a, calls) in sorted(per_op.items())},
     )

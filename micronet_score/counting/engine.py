@@ -1,4 +1,7 @@
-"""``count``: run one forward pass under the tracer and turn what it saw into a :class:`Report`."""
+"""One count: the forward pass under the tracer, in inference mode, turned into a :class:`Report`.
+
+:func:`micronet_score.api.count` checks the arguments and builds the :class:`CountContext`; this module runs it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import torch
 from micronet_score.bits import Precision
 from micronet_score.convention import Convention, get_convention
 from micronet_score.counting.build import build_report
+from micronet_score.counting.events import Event
 from micronet_score.counting.inputs import InputsLike, check_devices, flat_tensors, prepare_inputs
 from micronet_score.counting.meta import to_meta
 from micronet_score.counting.model_index import ModelIndex
@@ -22,7 +26,7 @@ from micronet_score.report import Report
 BitsSpec = Mapping[Any, "int | Precision"]
 
 
-def count(
+def count_with_events(
     model: torch.nn.Module,
     inputs: InputsLike,
     *,
@@ -33,39 +37,21 @@ def count(
     convention: str | Convention = "micronet",
     shapes_only: bool | None = None,
     batch_size: int | None = None,
-) -> Report:
-    """Count the parameters and operations of one inference forward pass of ``model`` on ``inputs``.
-
-    ``inputs``: a tensor, a tuple of tensors, a dict of keyword tensors, or a shape such as ``(1, 3, 32, 32)``;
-    the first dimension of the first tensor is the batch, and counts are per example. ``bits`` sets widths per
-    module name (a name also covers the modules below it) or module type: an int, or a
-    :class:`~micronet_score.bits.Precision` with separate weight and activation widths. ``freebie``: ``None``
-    applies the 16-bit freebie when nothing is below 16 bits (the rules), ``True``/``False`` force it.
-    ``strict=True`` raises :class:`~micronet_score.errors.UnsupportedOpError` on any operator without a cost.
-
-    ``batch_size`` overrides the number of examples the counts are divided by (default: the first dimension of
-    the first input tensor, or 1 when the forward itself unsqueezes an unbatched input).
-    Activations are not needed for counting, only their shapes: with ``shapes_only=None`` (the default) the
-    input-dependent operators run on the meta device while weights stay real (so their non-zeros are read),
-    and if that forward fails (data-dependent control flow, an operator without a meta kernel) the model runs
-    again on real activations; the counts are the same either way. ``shapes_only=True`` insists on shapes (a
-    forward that needs values then fails with a clear error); ``False`` always computes real activations.
-
-    The model runs once in eval mode under ``torch.no_grad()``; its parameters, buffers, training flags,
-    hooks and the global RNG state are left exactly as they were.
-
-    >>> import torch, micronet_score as ms
-    >>> report = ms.count(torch.nn.Conv2d(3, 8, 3), (1, 3, 32, 32))
-    >>> report.mults  # 3*3*3 mults per output, 8*30*30 outputs
-    194400
-    """
+) -> tuple[Report, list[Event]]:
+    """:func:`micronet_score.count`, plus the costed operator calls (whole batch, batch norms decided) the report sums: for
+    tools that need a finer breakdown than per module or per operator (``cross_check``). The public face,
+    with the documentation of every option, is :func:`micronet_score.api.count`."""
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"count() needs a torch.nn.Module, got {type(model).__name__}; wrap a function in an "
                          "nn.Module whose forward calls it")
+    if freebie not in (None, True, False):
+        raise InputError(f"freebie must be None (as the rules say), True or False; got {freebie!r}")
+    if accumulator_bits is not None and (isinstance(accumulator_bits, bool) or not isinstance(accumulator_bits, int)
+                                         or not 1 <= accumulator_bits <= 64):
+        raise InputError(f"accumulator_bits must be an integer in 1..64, got {accumulator_bits!r}")
     conv = get_convention(convention).with_options(freebie=freebie, accumulator_bits=accumulator_bits)
-    conv = _validated(conv, freebie)
     index = ModelIndex.of(model)
-    precision_of = _precision_lookup(index, bits)
+    precision_of = precision_lookup(index, bits)
     args, kwargs = prepare_inputs(index, inputs)
     tensors = flat_tensors((args, kwargs))
     if not tensors:
@@ -76,19 +62,21 @@ def count(
     ctx = CountContext(model, index, precision_of, conv, args, kwargs, strict, batch_size)
     if shapes_only is None:  # auto: shapes alone when the forward allows it, real activations otherwise
         if not tensors[0].is_meta:
+            events: list[Event] = []
             try:
-                return _count_once(ctx, True)
+                return count_once(ctx, True, events), events
             except (UnsupportedOpError, InputError):
                 raise
             except Exception:  # noqa: BLE001 - the forward needs values (or a meta kernel is missing): run it
                 pass
         shapes_only = False
-    return _count_once(ctx, shapes_only)
+    events = []
+    return count_once(ctx, bool(shapes_only), events), events
 
 
 @dataclass(frozen=True)
 class CountContext:
-    """Everything one traced forward pass needs, checked and resolved by :func:`count`."""
+    """Everything one traced forward pass needs, checked and resolved by :func:`count_with_events`."""
 
     model: torch.nn.Module
     index: ModelIndex
@@ -100,8 +88,9 @@ class CountContext:
     batch_size: int | None
 
 
-def _count_once(ctx: CountContext, shapes_only: bool) -> Report:
-    """One traced forward pass; ``shapes_only`` runs the input-dependent operators on the meta device."""
+def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None = None) -> Report:
+    """One traced forward pass; ``shapes_only`` runs the input-dependent operators on the meta device.
+    ``events``, when given, receives the costed operator calls (after batch-norm folding) the report sums."""
     model, index, conv = ctx.model, ctx.index, ctx.convention
     args, kwargs = ctx.args, ctx.kwargs
     if shapes_only:
@@ -137,13 +126,10 @@ def _count_once(ctx: CountContext, shapes_only: bool) -> Report:
         batch = 1  # the forward added the batch dimension itself: the input was one example
     if ctx.batch_size is not None:
         batch = ctx.batch_size
-    return build_report(model, tracer, conv, batch, tensors, output)
-
-
-def _validated(conv: Convention, freebie: Any) -> Convention:
-    if freebie not in (None, True, False):
-        raise InputError(f"freebie must be None (as the rules say), True or False; got {freebie!r}")
-    return conv
+    report = build_report(model, tracer, conv, batch, tensors, output)
+    if events is not None:
+        events.extend(tracer.events)
+    return report
 
 
 class _Run:
@@ -170,8 +156,8 @@ def _inference_run(model: torch.nn.Module, index: ModelIndex, tracer: Tracer) ->
         tracer.restore()
 
 
-def _precision_lookup(index: ModelIndex, bits: BitsSpec | None):
-    """module name -> Precision or None, from names (a name covers its descendants) and types."""
+def precision_lookup(index: ModelIndex, bits: BitsSpec | None) -> Callable[[str], Precision | None]:
+    """module name -> Precision or None, from ``bits=`` keys: names (a name covers its descendants) and types."""
     if not bits:
         return lambda name: None
     by_name: dict[str, Precision] = {}

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
+from torch._ops import OpOverload, OpOverloadPacket
+
+from micronet_score.errors import RegistryError
 
 aten = torch.ops.aten
 
@@ -85,12 +88,18 @@ _COSTS: dict[Any, CostEntry] = {}
 FREE_OPS: set[Any] = set()
 
 
+def _packet(op: Any) -> Any:
+    """The overload packet of ``op`` (an overload or a packet). Cheap for both: ``getattr`` on a packet for a
+    name it lacks asks the dispatcher for an overload of that name (tens of microseconds)."""
+    if isinstance(op, OpOverload):
+        return op.overloadpacket
+    if isinstance(op, OpOverloadPacket):
+        return op
+    return getattr(op, "overloadpacket", op)
+
+
 def _packets(ops: Iterable[Any]) -> list[Any]:
-    out = []
-    for op in ops:
-        packet = getattr(op, "overloadpacket", op)
-        out.append(packet)
-    return out
+    return [_packet(op) for op in ops]
 
 
 def register(
@@ -98,7 +107,8 @@ def register(
 ) -> Callable[[CostFn], CostFn]:
     """Decorator registering ``fn`` as the cost of every operator in ``ops`` (overload packets or overloads).
 
-    Registering an operator twice, or one that is listed as free, raises ``ValueError``.
+    Registering an operator twice, or one that is listed as free, raises
+    :class:`~micronet_score.errors.RegistryError` (a ``ValueError``).
 
     >>> from micronet_score.counting.registry import Cost, register, aten
     >>> @register(aten.erfinv)  # doctest: +SKIP
@@ -109,7 +119,8 @@ def register(
     def deco(fn: CostFn) -> CostFn:
         for packet in _packets(ops):
             if packet in _COSTS or packet in FREE_OPS:
-                raise ValueError(f"operator {packet} already has a cost or is listed as free")
+                raise RegistryError(f"operator {packet} already has a cost or is listed as free: register "
+                                    "each operator once")
             _COSTS[packet] = CostEntry(fn, kind, mult_operands)
         return fn
 
@@ -120,17 +131,17 @@ def register_free(*ops: Any) -> None:
     """List operators that cost nothing (views, copies, padding, creation of constants)."""
     for packet in _packets(ops):
         if packet in _COSTS:
-            raise ValueError(f"operator {packet} has a cost function; it cannot also be free")
+            raise RegistryError(f"operator {packet} has a cost function; it cannot also be free")
         FREE_OPS.add(packet)
 
 
 def lookup(func: Any) -> CostEntry | None:
     """The cost entry of an overload (``aten.conv2d.default``) or packet, or None."""
-    return _COSTS.get(getattr(func, "overloadpacket", func))
+    return _COSTS.get(_packet(func))
 
 
 def is_free(func: Any) -> bool:
-    return getattr(func, "overloadpacket", func) in FREE_OPS
+    return _packet(func) in FREE_OPS
 
 
 def registered_ops() -> list[str]:
@@ -145,8 +156,7 @@ def free_ops() -> list[str]:
 
 def op_name(func: Any) -> str:
     """Short, stable name of an operator: ``aten.convolution``."""
-    packet = getattr(func, "overloadpacket", func)
-    return str(packet)
+    return str(_packet(func))
 
 
 def maybe(name: str) -> list[Any]:
@@ -191,13 +201,13 @@ def register_same_values(*ops: Any) -> None:
 
 def fake_quant(func: Any) -> FakeQuantEntry | None:
     """The fake-quantization entry of an operator, or None."""
-    return _FAKE_QUANT.get(getattr(func, "overloadpacket", func))
+    return _FAKE_QUANT.get(_packet(func))
 
 
 def is_dequantize(func: Any) -> bool:
-    return getattr(func, "overloadpacket", func) in _DEQUANTIZE
+    return _packet(func) in _DEQUANTIZE
 
 
 def keeps_values(func: Any) -> bool:
     """True for operators registered with :func:`register_same_values`."""
-    return getattr(func, "overloadpacket", func) in _SAME_VALUES
+    return _packet(func) in _SAME_VALUES

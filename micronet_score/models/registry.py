@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from micronet_score.errors import MicronetError
+
 from .errors import ModelArgumentError
 
 Builder = Callable[..., nn.Module]
@@ -24,7 +26,7 @@ _B = TypeVar("_B", bound=Builder)
 REQUIRED_KWARGS: tuple[str, ...] = ("num_classes", "seed")
 
 
-class UnknownModelError(KeyError, ValueError):
+class UnknownModelError(MicronetError, KeyError, ValueError):
     """A model name that is not registered; the message lists the known names."""
 
     def __init__(self, name: object, known: Iterable[str]) -> None:
