@@ -126,7 +126,8 @@ def test_malformed_or_unknown_builder_arguments(capsys, arg, needle):
 
 
 def test_unknown_rule_set(capsys, factories):
-    _fails(capsys, ["count", f"{factories}:good", "--input", "1,3,8,8", "--rules", "nope"], 1,
+    # a usage error, like an unknown model (issue 11): exit 2
+    _fails(capsys, ["count", f"{factories}:good", "--input", "1,3,8,8", "--rules", "nope"], 2,
            "unknown rule set 'nope'")
 
 
@@ -155,7 +156,7 @@ def test_bad_options_are_usage_errors(capsys):
 
 @pytest.mark.parametrize("extra, code, needle", [
     (["--weights", "/nonexistent/weights.pt"], 1, "does not exist"),
-    (["--rules", "/nonexistent/rules.toml"], 1, "does not exist"),
+    (["--rules", "/nonexistent/rules.toml"], 2, "does not exist"),  # unknown rules, like a missing model file
     # a malformed value is a usage error (2), refused before the model is even built
     (["--rules", "micronet-2019-cifar100", "--accuracy", "1.5", "--json"], 2, "accuracy"),
 ])
