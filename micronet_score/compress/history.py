@@ -17,6 +17,7 @@ compressed model loads into.
 
 from __future__ import annotations
 
+import copy
 import pickle
 import warnings
 from collections.abc import Iterable, Mapping
@@ -46,6 +47,9 @@ class _Record(tuple):
     marker, so saving the model still works and :func:`applied` then says what was lost."""
 
     __slots__ = ()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Record:
+        return _Record(copy.deepcopy(tuple(self), memo))  # a copy keeps every config, lambdas included
 
     def __reduce__(self) -> tuple[Any, ...]:
         kept = []

@@ -214,3 +214,6 @@ def test_a_model_pruned_with_a_lambda_filter_still_saves_and_says_what_was_lost(
     with pytest.raises(CompressionError, match="after a LayerUnstructured config whose filter_fn could not be pickled"):
         applied(loaded)
     assert applied(model)[1] == FakeQuant(act_bits=None)  # the live model keeps its full record
+    with torch.no_grad():
+        model(X)  # torch's pruning hook leaves a graph-carrying weight until a no-grad forward (see the docs)
+    assert applied(copy.deepcopy(model)) == applied(model)  # and so does a deep copy
