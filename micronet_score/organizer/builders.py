@@ -69,30 +69,21 @@ def _import(target: str, base: Path) -> Any:
 
 def apply_compression(model: torch.nn.Module, configs: Sequence[Mapping[str, Any]],
                       input_size: Sequence[int] | None = None, *, finalize: bool = False) -> torch.nn.Module:
-    """Apply prune/quantize configs (as ``CompressionConfig.to_dict()`` wrote them) in order, in place;
-    ``finalize``: make each pruning permanent at once (the weights were saved after ``finalize_``)."""
+    """Replay the prune/quantize configs a submission recorded (``CompressionConfig.to_dict()`` form) on a fresh
+    build, in place (:func:`micronet_score.compress.replay_`); ``finalize``: the weights hold plain tensors (saved
+    after the pruning was made permanent), so masks left by the replay are made permanent too."""
     if not configs:
         return model
     from micronet_score import compress
+    from micronet_score.errors import MicronetError
 
-    from_dict = getattr(compress, "config_from_dict", None)
-    if from_dict is None:
-        raise SubmissionError("this micronet-score cannot rebuild compress configs (no "
-                              "micronet_score.compress.config_from_dict); upgrade micronet-score")
-    for raw in configs:
-        try:
-            config = from_dict(dict(raw))
-        except Exception as exc:
-            raise SubmissionError(f"compress config {dict(raw)} cannot be read: {exc}") from None
-        if isinstance(config, compress.PruneConfig):
-            extra: dict[str, Any] = {}
-            if isinstance(config, compress.StructuredFilters) and input_size is not None:
-                extra["example_inputs"] = torch.zeros(tuple(input_size))
-            compress.prune_(model, config, **extra)
-            if finalize:
-                compress.finalize_(model)
-        else:
-            compress.quantize_(model, config)
+    example = torch.zeros(tuple(input_size)) if input_size is not None else None
+    try:
+        compress.replay_(model, [dict(raw) for raw in configs], example_inputs=example)
+        if finalize:
+            compress.finalize_(model)
+    except MicronetError as exc:
+        raise SubmissionError(f"the recorded compression cannot be replayed: {exc}") from None
     return model
 
 
@@ -100,7 +91,4 @@ def compression_of(model: torch.nn.Module) -> list[dict[str, Any]]:
     """The prune/quantize configs applied to ``model``, as dicts (empty when none or not recorded)."""
     from micronet_score import compress
 
-    applied = getattr(compress, "applied", None)
-    if applied is None:
-        return []
-    return [cfg.to_dict() for cfg in applied(model)]
+    return [cfg.to_dict() for cfg in compress.applied(model)]
