@@ -53,6 +53,9 @@ class TensorRow:
     block: tuple[int, int] | None
     param_storage: float
     finite: bool = True
+    role: str = ""  # "weight" (may be stored sparse), "vector" (dense) or "mask/index" (own width, no freebie)
+    format: str = ""  # "dense", "element" (1 mask bit per element) or "block"
+    reason: str = ""  # why: the engine's classification, then the pricing's choice
 
 
 @dataclass(frozen=True)
