@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -15,6 +15,7 @@ from micronet_score.counting.build import build_report
 from micronet_score.counting.inputs import InputsLike, check_devices, flat_tensors, prepare_inputs
 from micronet_score.counting.meta import to_meta
 from micronet_score.counting.model_index import ModelIndex
+from micronet_score.counting.overrides import cost_table
 from micronet_score.counting.tracer import AttentionMode, Tracer
 from micronet_score.errors import ForwardError, InputError, MicronetError, UnsupportedOpError
 from micronet_score.report import Report
@@ -33,6 +34,7 @@ def count(
     convention: str | Convention = "micronet",
     shapes_only: bool | None = None,
     batch_size: int | None = None,
+    costs: Mapping[Any, Any] | None = None,
 ) -> Report:
     """Count the parameters and operations of one inference forward pass of ``model`` on ``inputs``.
 
@@ -42,6 +44,8 @@ def count(
     :class:`~micronet_score.bits.Precision` with separate weight and activation widths. ``freebie``: ``None``
     applies the 16-bit freebie when nothing is below 16 bits (the rules), ``True``/``False`` force it.
     ``strict=True`` raises :class:`~micronet_score.errors.UnsupportedOpError` on any operator without a cost.
+    ``costs`` overrides operator costs for this call only (``{"aten.relu": "free"}``, ``{aten.gelu: fn}``; see
+    :mod:`micronet_score.counting.overrides`), on top of the convention's own overrides.
 
     ``batch_size`` overrides the number of examples the counts are divided by (default: the first dimension of
     the first input tensor, or 1 when the forward itself unsqueezes an unbatched input).
@@ -73,7 +77,8 @@ def count(
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-    ctx = CountContext(model, index, precision_of, conv, args, kwargs, strict, batch_size)
+    ctx = CountContext(model, index, precision_of, conv, args, kwargs, strict, batch_size,
+                       cost_table(conv, costs))
     if shapes_only is None:  # auto: shapes alone when the forward allows it, real activations otherwise
         if not tensors[0].is_meta:
             try:
@@ -98,6 +103,7 @@ class CountContext:
     kwargs: dict[str, Any]
     strict: bool
     batch_size: int | None
+    costs: dict[Any, Any] = field(default_factory=dict)  # per-count cost overrides (counting/overrides.py)
 
 
 def _count_once(ctx: CountContext, shapes_only: bool) -> Report:
@@ -111,6 +117,7 @@ def _count_once(ctx: CountContext, shapes_only: bool) -> Report:
         check_devices(index, tensors)
     batch = tensors[0].shape[0] if tensors[0].dim() > 0 else 1
     tracer = Tracer(index, ctx.precision_of, strict=ctx.strict, mask_policy=conv.mask_policy, shapes_only=shapes_only)
+    tracer.cost_table = ctx.costs
     for t in tensors:
         tracer.mark_input(t)
     with _inference_run(model, index, tracer) as run:
