@@ -90,6 +90,10 @@ class Report:
     warnings: tuple[str, ...] = ()
     model: str = ""
     schema_version: int = SCHEMA_VERSION
+    examples: float = 0  # what the counts were divided by (batch, or batch x sequence length per token)
+    batch_dim: int | None = None  # the dimension of the first input read as the batch (None: not read)
+    examples_from: str = ""  # how ``examples`` was found, in words
+    formula_inputs: dict[str, float] = field(default_factory=dict)  # a closed-form formula's inputs (imta-2025)
 
     # ------------------------------------------------------------------ views
     def layer(self, name: str) -> LayerRow:

@@ -10,12 +10,14 @@ from typing import Any
 import torch
 
 from micronet_score.bits import Precision
-from micronet_score.convention import Convention, get_convention
+from micronet_score.convention import Convention
 from micronet_score.counting.build import build_report
 from micronet_score.counting.inputs import InputsLike, check_devices, flat_tensors, prepare_inputs
+from micronet_score.counting.leaf_report import leaf_report
 from micronet_score.counting.meta import to_meta
 from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.overrides import cost_table
+from micronet_score.counting.select import refuse_operator_options, select_convention
 from micronet_score.counting.tracer import AttentionMode, Tracer
 from micronet_score.errors import ForwardError, InputError, MicronetError, UnsupportedOpError
 from micronet_score.report import Report
@@ -35,6 +37,8 @@ def count(
     shapes_only: bool | None = None,
     batch_size: int | None = None,
     costs: Mapping[Any, Any] | None = None,
+    rules: Any = None,
+    batch_dim: int | None = None,
 ) -> Report:
     """Count the parameters and operations of one inference forward pass of ``model`` on ``inputs``.
 
@@ -46,6 +50,11 @@ def count(
     ``strict=True`` raises :class:`~micronet_score.errors.UnsupportedOpError` on any operator without a cost.
     ``costs`` overrides operator costs for this call only (``{"aten.relu": "free"}``, ``{aten.gelu: fn}``; see
     :mod:`micronet_score.counting.overrides`), on top of the convention's own overrides.
+    ``rules`` (a rule set name, TOML path or RuleSet) counts under that rule set's convention; a leaf-module
+    convention (``imta-2023``'s ``imta-profile``, ``imta-2025``) counts with the course's module-level
+    counter (:mod:`micronet_score.counting.leaf_report`). ``batch_dim`` says which dimension of the first input
+    is the batch (default: 0, or 1 when the input goes first into a sequence-first module; see
+    :mod:`micronet_score.counting.examples`).
 
     ``batch_size`` overrides the number of examples the counts are divided by (default: the first dimension of
     the first input tensor, or 1 when the forward itself unsqueezes an unbatched input).
@@ -66,7 +75,12 @@ def count(
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"count() needs a torch.nn.Module, got {type(model).__name__}; wrap a function in an "
                          "nn.Module whose forward calls it")
-    conv = get_convention(convention).with_options(freebie=freebie, accumulator_bits=accumulator_bits)
+    conv = select_convention(convention, rules)
+    if conv.attribution == "leaf-modules":
+        refuse_operator_options(conv, freebie=freebie, accumulator_bits=accumulator_bits, strict=strict,
+                                shapes_only=shapes_only, costs=costs, batch_dim=batch_dim)
+        return leaf_report(model, inputs, conv, bits=bits, batch_size=batch_size)
+    conv = conv.with_options(freebie=freebie, accumulator_bits=accumulator_bits)
     conv = _validated(conv, freebie)
     index = ModelIndex.of(model)
     precision_of = _precision_lookup(index, bits)

@@ -63,7 +63,7 @@ def score(
             raise InputError("score() got a Report and also inputs or count options; pass either a Report, or "
                              "a model with its inputs")
         report = target
-        if report.convention != ruleset.counting.name or ruleset.counting.attribution != "operators":
+        if report.convention != ruleset.counting.name:
             raise ConventionMismatchError(
                 f"the report was counted under convention {report.convention!r} but rule set {ruleset.name!r} "
                 f"scores under {ruleset.counting.name!r}: call ms.score(model, inputs, rules={ruleset.name!r})"
@@ -87,11 +87,7 @@ def _measure(model: torch.nn.Module, inputs: Any, ruleset: RuleSet, options: dic
     if conv.per_token and not formulas.one_token_per_example(inputs):
         raise InputError(f"rule set {ruleset.name!r} counts per token: step one token at a time (inputs of "
                          "shape (batch, 1), the recurrent state passed as an input)")
-    if conv.attribution == "leaf-modules":
-        from micronet_score.counting.leaf_profile import profile
-
-        return profile(model, inputs, convention=conv, **options)
-    from micronet_score.counting.engine import count
+    from micronet_score.counting.engine import count  # leaf-module conventions: the course's counter
 
     return count(model, inputs, convention=conv, **options)
 
