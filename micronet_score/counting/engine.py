@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -12,6 +12,7 @@ import torch
 from micronet_score.bits import Precision
 from micronet_score.convention import Convention
 from micronet_score.counting.build import build_report
+from micronet_score.counting.examples import check_batch_dim, examples, probing
 from micronet_score.counting.inputs import InputsLike, check_devices, flat_tensors, prepare_inputs
 from micronet_score.counting.leaf_report import leaf_report
 from micronet_score.counting.meta import to_meta
@@ -56,8 +57,9 @@ def count(
     is the batch (default: 0, or 1 when the input goes first into a sequence-first module; see
     :mod:`micronet_score.counting.examples`).
 
-    ``batch_size`` overrides the number of examples the counts are divided by (default: the first dimension of
-    the first input tensor, or 1 when the forward itself unsqueezes an unbatched input).
+    ``batch_size`` overrides the number of examples the counts are divided by (default: the batch dimension of
+    the first input tensor, times its sequence length under a per-token convention, or 1 when the forward
+    itself unsqueezes an unbatched input); ``Report.examples`` and ``Report.examples_from`` say which.
     Activations are not needed for counting, only their shapes: with ``shapes_only=None`` (the default) the
     input-dependent operators run on the meta device while weights stay real (so their non-zeros are read),
     and if that forward fails (data-dependent control flow, an operator without a meta kernel) the model runs
@@ -91,8 +93,9 @@ def count(
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_batch_dim(batch_dim, tensors[0])
     ctx = CountContext(model, index, precision_of, conv, args, kwargs, strict, batch_size,
-                       cost_table(conv, costs))
+                       cost_table(conv, costs), batch_dim)
     if shapes_only is None:  # auto: shapes alone when the forward allows it, real activations otherwise
         if not tensors[0].is_meta:
             try:
@@ -118,6 +121,7 @@ class CountContext:
     strict: bool
     batch_size: int | None
     costs: dict[Any, Any] = field(default_factory=dict)  # per-count cost overrides (counting/overrides.py)
+    batch_dim: int | None = None  # the user's batch dimension of the first input (counting/examples.py)
 
 
 def _count_once(ctx: CountContext, shapes_only: bool) -> Report:
@@ -129,12 +133,11 @@ def _count_once(ctx: CountContext, shapes_only: bool) -> Report:
     tensors = flat_tensors((args, kwargs))
     if not shapes_only:
         check_devices(index, tensors)
-    batch = tensors[0].shape[0] if tensors[0].dim() > 0 else 1
     tracer = Tracer(index, ctx.precision_of, strict=ctx.strict, mask_policy=conv.mask_policy, shapes_only=shapes_only)
     tracer.cost_table = ctx.costs
     for t in tensors:
         tracer.mark_input(t)
-    with _inference_run(model, index, tracer) as run:
+    with _inference_run(model, index, tracer) as run, probing(tracer.dep) as probe:
         try:
             output = model(*args, **kwargs)
         except MicronetError:
@@ -154,11 +157,10 @@ def _count_once(ctx: CountContext, shapes_only: bool) -> Report:
             raise ForwardError(f"the forward pass failed in {where}: {type(exc).__name__}: {first}{hint}",
                                module=module) from exc
         run.output = output
-    if tracer.unbatched:
-        batch = 1  # the forward added the batch dimension itself: the input was one example
-    if ctx.batch_size is not None:
-        batch = ctx.batch_size
-    return build_report(model, tracer, conv, batch, tensors, output)
+    divisor = examples(tensors[0], probe, batch_dim=ctx.batch_dim, per_token=conv.per_token,
+                       unbatched=tracer.unbatched, batch_size=ctx.batch_size)
+    report = build_report(model, tracer, conv, divisor.count, tensors, output)
+    return replace(report, examples=divisor.count, batch_dim=divisor.batch_dim, examples_from=divisor.why)
 
 
 def _validated(conv: Convention, freebie: Any) -> Convention:

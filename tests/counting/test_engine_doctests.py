@@ -9,6 +9,7 @@ MODULES = [
     "micronet_score.counting.roles",
     "micronet_score.counting.overrides",
     "micronet_score.counting.leaf_report",
+    "micronet_score.counting.examples",
 ]
 
 
