@@ -64,6 +64,7 @@ class LayoutProbe:
     dim: int | None = None
     why: str = ""
     unbatched: bool = False
+    sequence: bool = False  # a sequence module or an embedding read the input: it holds tokens
 
     def hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         if self.dim is not None:
@@ -72,6 +73,8 @@ class LayoutProbe:
         if x is None or x not in self.dep:
             return
         name = type(module).__name__
+        if isinstance(module, (nn.Embedding, nn.EmbeddingBag, *_SEQUENCE_MODULES)):
+            self.sequence = True
         if isinstance(module, _SEQUENCE_MODULES):
             if x.dim() == 2:  # (sequence, features): one example
                 self.dim, self.unbatched = 0, True
@@ -125,7 +128,13 @@ def examples(first: torch.Tensor, probe: LayoutProbe | None, *, batch_dim: int |
         dim, why = 0, "the default batch dimension"
     batch = int(first.shape[dim])
     what = f"dimension {dim} of the first input ({batch}): {why}"
-    if per_token and first.dim() >= 2 and dim in (0, 1):
+    if per_token:
+        tokens_in = not (first.is_floating_point() or first.is_complex() or first.dtype == torch.bool) or \
+            (probe is not None and probe.sequence)
+        if not tokens_in or first.dim() < 2 or dim not in (0, 1):
+            raise InputError(f"the rule set counts per token, but the first input (shape {tuple(first.shape)}, "
+                             f"{first.dtype}) is not a batch of token sequences: pass token ids of shape (batch, "
+                             "steps), or batch_size= to say how many tokens the inputs hold")
         seq = 1 - dim
         tokens = int(first.shape[seq])
         return Examples(batch * tokens, dim, f"{batch * tokens} tokens: {what}, times dimension {seq} "

@@ -35,11 +35,11 @@ def leaf_report(model: torch.nn.Module, inputs: Any, conv: Convention, *, bits: 
     measured = profile(model, inputs, convention=conv, bits=bits, batch_size=batch_size)
     args, kwargs = prepare_inputs(model, inputs)
     shapes = tuple(tuple(t.shape) for t in flat_tensors((args, kwargs)))
-    return to_report(measured, conv, type(model).__name__, shapes)
+    return to_report(measured, conv, type(model).__name__, shapes, batch_size is not None)
 
 
 def to_report(p: LeafProfile, conv: Convention, model_name: str = "",
-              input_shapes: tuple[tuple[int, ...], ...] = ()) -> Report:
+              input_shapes: tuple[tuple[int, ...], ...] = (), given_batch: bool = False) -> Report:
     """The Report of a :class:`LeafProfile`: totals, one row per priced module, one per parameter."""
     wb, acc = p.weight_bits, conv.accumulator_bits
     closed = conv.formula == "imta-2025"
@@ -80,5 +80,7 @@ def to_report(p: LeafProfile, conv: Convention, model_name: str = "",
         mults_by_bits={wb: mults} if mults else {}, adds_by_bits={acc: adds} if adds else {},
         batch_size=p.batch_size, input_shapes=input_shapes, convention=conv.name, freebie=False,
         accumulator_bits=acc, nonzeros_known=True, warnings=warnings, model=model_name,
-        examples=p.batch_size, formula_inputs=formula_inputs if closed else {},
+        examples=p.batch_size, batch_dim=None if given_batch else 0, formula_inputs=formula_inputs if closed else {},
+        examples_from=f"batch_size={p.batch_size} given" if given_batch else
+        f"dimension 0 of the first input ({p.batch_size}): the course counter reads the batch there",
     )

@@ -89,3 +89,11 @@ def test_wikitext103_rule_set_counts_per_token():
     assert abs((report.mults + report.adds) / 318e6 - 1) < 0.001
     plain = ms.count(model, (tokens, state))  # the micronet convention: per sequence
     assert plain.examples == 1 and plain.mults == 4 * 159_122_944
+
+
+def test_per_token_refuses_an_input_that_holds_no_tokens():
+    with pytest.raises(ms.InputError, match="not a batch of token sequences"):
+        ms.count(nn.Conv2d(3, 4, 3), (1, 3, 8, 8), rules="micronet-2019-wikitext103")
+    # a float sequence into a sequence module is tokens: (batch 2, 5 steps) -> 10 examples
+    report = ms.count(nn.LSTM(4, 4, batch_first=True), torch.randn(2, 5, 4), rules="micronet-2019-wikitext103")
+    assert report.examples == 10
