@@ -9,6 +9,7 @@ function.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -16,7 +17,6 @@ import torch
 from micronet_score.convention import Convention
 from micronet_score.counting.engine import BitsSpec, count_with_events
 from micronet_score.counting.inputs import InputsLike
-from micronet_score.counting.leaf_profile import profile
 from micronet_score.cross_check import cross_check  # eager, on purpose: see the module docstring
 from micronet_score.errors import ConventionMismatchError, InputError
 from micronet_score.report import Report
@@ -38,6 +38,9 @@ def count(
     convention: str | Convention = "micronet",
     shapes_only: bool | None = None,
     batch_size: int | None = None,
+    costs: Mapping[Any, Any] | None = None,
+    rules: Any = None,
+    batch_dim: int | None = None,
 ) -> Report:
     """Count the parameters and operations of one inference forward pass of ``model`` on ``inputs``.
 
@@ -48,8 +51,17 @@ def count(
     applies the 16-bit freebie when nothing is below 16 bits (the rules), ``True``/``False`` force it.
     ``strict=True`` raises :class:`~micronet_score.errors.UnsupportedOpError` on any operator without a cost.
 
-    ``batch_size`` overrides the number of examples the counts are divided by (default: the first dimension of
-    the first input tensor, or 1 when the forward itself unsqueezes an unbatched input).
+    ``costs`` overrides operator costs for this call only (``{"aten.relu": "free"}``, ``{aten.gelu: fn}``; see
+    :mod:`micronet_score.counting.overrides`), on top of the convention's own overrides, never touching the
+    global registry. ``rules`` (a rule set name, TOML path or RuleSet) counts under that rule set's convention;
+    a leaf-module convention (``imta-2023``'s ``imta-profile``, ``imta-2025``) counts with the course's
+    module-level counter (:mod:`micronet_score.counting.leaf_report`). ``batch_dim`` says which dimension of
+    the first input is the batch (default: 0, or 1 when the input goes first into a sequence-first module; see
+    :mod:`micronet_score.counting.examples`).
+
+    ``batch_size`` overrides the number of examples the counts are divided by (default: the batch dimension of
+    the first input tensor, times its sequence length under a per-token convention, or 1 when the forward
+    itself unsqueezes an unbatched input); ``Report.examples`` and ``Report.examples_from`` say which.
     Activations are not needed for counting, only their shapes: with ``shapes_only=None`` (the default) the
     input-dependent operators run on the meta device while weights stay real (so their non-zeros are read),
     and if that forward fails (data-dependent control flow, an operator without a meta kernel) the model runs
@@ -66,7 +78,7 @@ def count(
     """
     return count_with_events(model, inputs, bits=bits, freebie=freebie, accumulator_bits=accumulator_bits,
                              strict=strict, convention=convention, shapes_only=shapes_only,
-                             batch_size=batch_size)[0]
+                             batch_size=batch_size, costs=costs, rules=rules, batch_dim=batch_dim)[0]
 
 
 def score(
@@ -92,7 +104,7 @@ def score(
             raise InputError("score() got a Report and also inputs or count options; pass either a Report, or "
                              "a model with its inputs")
         report = target
-        if report.convention != ruleset.counting.name or ruleset.counting.attribution != "operators":
+        if report.convention != ruleset.counting.name:
             raise ConventionMismatchError(
                 f"the report was counted under convention {report.convention!r} but rule set {ruleset.name!r} "
                 f"scores under {ruleset.counting.name!r}: call ms.score(model, inputs, rules={ruleset.name!r})"
@@ -111,12 +123,10 @@ def score(
 
 
 def _measure(model: torch.nn.Module, inputs: Any, ruleset: RuleSet, options: dict[str, Any]) -> Any:
-    """Count ``model`` the way the rule set's convention attributes costs: every dispatched operator (the
-    engine), or leaf modules only (the course's profile counter, ``counting/leaf_profile.py``)."""
+    """Count ``model`` under the rule set's convention: every dispatched operator (the engine), or leaf modules
+    only (the course's profile counter, ``counting/leaf_report.py``)."""
     conv = ruleset.counting
     if conv.per_token and not formulas.one_token_per_example(inputs):
         raise InputError(f"rule set {ruleset.name!r} counts per token: step one token at a time (inputs of "
                          "shape (batch, 1), the recurrent state passed as an input)")
-    if conv.attribution == "leaf-modules":
-        return profile(model, inputs, convention=conv, **options)
-    return count(model, inputs, convention=conv, **options)
+    return count(model, inputs, convention=conv, **options)  # leaf-module conventions: the course's counter

@@ -165,13 +165,8 @@ def _count(args: argparse.Namespace) -> int:
         options["freebie"] = args.freebie == "on"
     if args.bits is not None:
         options["bits"] = {torch.nn.Module: args.bits}
-    if ruleset is not None and ruleset.counting.attribution != "operators":  # a course scheme: its own counter
-        bits = {"bits": args.bits} if args.bits is not None else {}
-        result = ms.score(model, shape, rules=ruleset, accuracy=args.accuracy, **bits)
-        print(json.dumps({"score": result.to_dict()}, indent=2) if args.json else result)
-        return 3 if result.passed is False else 0
     if ruleset is not None:
-        options["convention"] = ruleset.counting
+        options["rules"] = ruleset  # a course scheme (leaf modules) counts with its own counter
     report = ms.count(model, shape, **options)
     result = ms.score(report, rules=ruleset, accuracy=args.accuracy) if ruleset is not None else None
     check = ms.cross_check(model, shape, **options) if args.cross_check else None

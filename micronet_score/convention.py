@@ -32,7 +32,7 @@ from micronet_score.errors import MicronetError
 
 ATTRIBUTIONS = ("operators", "leaf-modules")
 # Set to True once counting/engine applies ``Convention.costs`` to the operators it prices (after the merge).
-_ENGINE_READS_OPERATOR_COSTS = False
+_ENGINE_READS_OPERATOR_COSTS = True  # counting/overrides.py
 SPARSE_FORMATS = ("element", "block", "cheapest")
 SPARSE_TENSORS = ("weights", "all", "none")
 FORMULAS = ("micronet", "imta-2025")

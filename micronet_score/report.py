@@ -110,6 +110,9 @@ class TensorRow:
     block: tuple[int, int] | None
     param_storage: float
     finite: bool = True
+    role: str = ""  # "weight" (may be stored sparse), "vector" (dense) or "mask/index" (own width, no freebie)
+    format: str = ""  # "dense", "element" (1 mask bit per element) or "block"
+    reason: str = ""  # why: the engine's classification, then the pricing's choice
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,10 @@ class Report(Metrics):
     view; operators without a cost are in ``unsupported``, free ones cost nothing and are not listed. The names
     depend on the kernels that ran (an attention fast path on real values, its decomposition on the meta
     device) while the counts do not, so this view is left out of ``==``."""
+    examples: float = 0  # what the counts were divided by (batch, or batch x sequence length per token)
+    batch_dim: int | None = None  # the dimension of the first input read as the batch (None: not read)
+    examples_from: str = ""  # how ``examples`` was found, in words
+    formula_inputs: dict[str, float] = field(default_factory=dict)  # a closed-form formula's inputs (imta-2025)
 
     # ------------------------------------------------------------------ views
     def layer(self, name: str) -> LayerRow:

@@ -79,7 +79,7 @@ class FoldBookkeeping:
             if args[5] if len(args) > 5 else kwargs.get("training", False):
                 for t in args[1:3]:  # training-mode statistics: only the affine weights are stored
                     if isinstance(t, torch.Tensor) and self.is_static(t):
-                        self._register_stored(t, self._static_info(t))
+                        self._register_stored(t, self._static_info(t), "vector", "a batch-norm parameter")
                 return None
             tensors = tuple(args[1:5])
             eps = args[7] if len(args) > 7 else kwargs.get("eps", 1e-5)
@@ -122,13 +122,15 @@ def fold(tracer: Any, conv: Convention, warnings: list[str]) -> list[StoredTenso
                 producer.adds += target.per_channel * target.active
                 target.has_bias = True
                 extra.append(StoredTensor(f"{producer.module}.bias (folded {bn.owner})", producer.module,
-                                          (bn.channels,), bn.bits, stats))
+                                          (bn.channels,), bn.bits, stats, "a folded batch norm's shift (bias)"))
             elif not stats.finite:  # merged into the producer's own bias: flag the norm itself
                 warnings.append(f"{bn.owner} (folded into {producer.module}) holds NaN or Inf values")
             continue
         scale, shift = affine(bn)
-        extra.append(StoredTensor(f"{bn.owner}.scale", bn.owner, (bn.channels,), bn.bits, scale))
-        extra.append(StoredTensor(f"{bn.owner}.shift", bn.owner, (bn.channels,), bn.bits, shift))
+        extra.append(StoredTensor(f"{bn.owner}.scale", bn.owner, (bn.channels,), bn.bits, scale,
+                                  "a batch norm's scale (not folded)"))
+        extra.append(StoredTensor(f"{bn.owner}.shift", bn.owner, (bn.channels,), bn.bits, shift,
+                                  "a batch norm's shift (not folded)"))
     return extra
 
 
@@ -153,9 +155,9 @@ def folded_bias(bn: BatchNormUse) -> StorageStats:
     if pair is None:
         return StorageStats(bn.channels, None if _on_meta(bn) else bn.channels)
     scale, shift = pair
-    stats = measure(shift, "when-zeros")
+    stats = measure(shift, "when-zeros", role="vector")
     finite = stats.finite and bool(torch.isfinite(scale).all())
-    return StorageStats(bn.channels, stats.nonzeros, stats.options, finite)
+    return StorageStats(bn.channels, stats.nonzeros, stats.options, finite, "vector", False)
 
 
 def affine(bn: BatchNormUse) -> tuple[StorageStats, StorageStats]:
@@ -163,7 +165,7 @@ def affine(bn: BatchNormUse) -> tuple[StorageStats, StorageStats]:
     pair = scale_shift(bn)
     if pair is None:
         return StorageStats(bn.channels, None), StorageStats(bn.channels, None)
-    return measure(pair[0]), measure(pair[1])
+    return measure(pair[0], role="vector"), measure(pair[1], role="vector")
 
 
 def _on_meta(bn: BatchNormUse) -> bool:

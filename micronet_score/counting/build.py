@@ -36,6 +36,11 @@ class _LayerTotals:
     add_bits: set[int] = field(default_factory=set)
 
 
+def _role_name(s: Any) -> str:
+    """``weight``, ``vector`` or ``mask/index`` (a stored tensor that holds no quantized values)."""
+    return s.stats.role if s.value else "mask/index"
+
+
 def per_example(total: float, batch: int) -> float:
     """``total / batch``, as an int when it is a whole number."""
     value = total / batch
@@ -48,7 +53,9 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
     warnings: list[str] = []
     stored = list(tracer.stored.values()) + fold(tracer, conv, warnings)
     events: list[Event] = tracer.events
-    widths = {s.bits for s in stored} | {e.mult_bits for e in events if e.mults} | tracer.activation_widths
+    # masks and indices (counting/roles.py) are not quantized values: they never switch the freebie off
+    widths = {s.bits for s in stored if s.value} | {e.mult_bits for e in events if e.mults} | \
+        tracer.activation_widths
     if conv.freebie is None:
         freebie = bool(widths) and min(widths) >= FREEBIE_BITS
     else:
@@ -72,7 +79,7 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
     order = {name: i for i, name in enumerate(tracer.module_types)}
     stored.sort(key=lambda s: (order.get(s.module, len(order)), s.label))  # the same whatever path ran
     for s in stored:
-        b = eff(s.bits)
+        b = eff(s.bits) if s.value else s.bits  # a mask or index is stored at its own width
         priced = price(s.stats, b, conv.mask_policy)
         r = row(s.module)
         r.params += s.stats.numel
@@ -90,7 +97,8 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
         label = s.label if seen_labels[s.label] == 1 else f"{s.label} (derived {seen_labels[s.label]})"
         tensor_rows.append(TensorRow(label, s.module, s.shape, s.stats.numel, s.stats.nonzeros, b,
                                      priced.values, priced.mask_bits, priced.block, priced.storage,
-                                     s.stats.finite))
+                                     s.stats.finite, _role_name(s), priced.format,
+                                     f"{s.why}; {priced.reason}" if s.why else priced.reason))
     mults_by_bits: Counter[int] = Counter()
     adds_total = 0
     per_op: dict[str, list[int]] = {}  # operator -> [mults, adds, calls]

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from micronet_score.bits import Precision
-from micronet_score.convention import Convention, get_convention
+from micronet_score.convention import Convention
 from micronet_score.counting.build import build_report
 from micronet_score.counting.events import Event
+from micronet_score.counting.examples import check_batch_dim, examples, probing
 from micronet_score.counting.inputs import InputsLike, check_devices, flat_tensors, prepare_inputs
+from micronet_score.counting.leaf_report import leaf_report
 from micronet_score.counting.meta import to_meta
 from micronet_score.counting.model_index import ModelIndex
+from micronet_score.counting.overrides import cost_table
+from micronet_score.counting.select import refuse_operator_options, select_convention
 from micronet_score.counting.tracer import AttentionMode, Tracer
 from micronet_score.errors import ForwardError, InputError, MicronetError, UnsupportedOpError
 from micronet_score.report import Report
@@ -37,6 +41,9 @@ def count_with_events(
     convention: str | Convention = "micronet",
     shapes_only: bool | None = None,
     batch_size: int | None = None,
+    costs: Mapping[Any, Any] | None = None,
+    rules: Any = None,
+    batch_dim: int | None = None,
 ) -> tuple[Report, list[Event]]:
     """:func:`micronet_score.count`, plus the costed operator calls (whole batch, batch norms decided) the report sums: for
     tools that need a finer breakdown than per module or per operator (``cross_check``). The public face,
@@ -49,7 +56,12 @@ def count_with_events(
     if accumulator_bits is not None and (isinstance(accumulator_bits, bool) or not isinstance(accumulator_bits, int)
                                          or not 1 <= accumulator_bits <= 64):
         raise InputError(f"accumulator_bits must be an integer in 1..64, got {accumulator_bits!r}")
-    conv = get_convention(convention).with_options(freebie=freebie, accumulator_bits=accumulator_bits)
+    conv = select_convention(convention, rules)
+    if conv.attribution == "leaf-modules":  # a course scheme: the module-level counter (counting/leaf_report.py)
+        refuse_operator_options(conv, freebie=freebie, accumulator_bits=accumulator_bits, strict=strict,
+                                shapes_only=shapes_only, costs=costs, batch_dim=batch_dim)
+        return leaf_report(model, inputs, conv, bits=bits, batch_size=batch_size), []
+    conv = conv.with_options(freebie=freebie, accumulator_bits=accumulator_bits)
     index = ModelIndex.of(model)
     precision_of = precision_lookup(index, bits)
     args, kwargs = prepare_inputs(index, inputs)
@@ -59,7 +71,9 @@ def count_with_events(
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-    ctx = CountContext(model, index, precision_of, conv, args, kwargs, strict, batch_size)
+    check_batch_dim(batch_dim, tensors[0])
+    ctx = CountContext(model, index, precision_of, conv, args, kwargs, strict, batch_size,
+                       cost_table(conv, costs), batch_dim)
     if shapes_only is None:  # auto: shapes alone when the forward allows it, real activations otherwise
         if not tensors[0].is_meta:
             events: list[Event] = []
@@ -86,6 +100,8 @@ class CountContext:
     kwargs: dict[str, Any]
     strict: bool
     batch_size: int | None
+    costs: dict[Any, Any] = field(default_factory=dict)  # per-count cost overrides (counting/overrides.py)
+    batch_dim: int | None = None  # the user's batch dimension of the first input (counting/examples.py)
 
 
 def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None = None) -> Report:
@@ -98,11 +114,11 @@ def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None 
     tensors = flat_tensors((args, kwargs))
     if not shapes_only:
         check_devices(index, tensors)
-    batch = tensors[0].shape[0] if tensors[0].dim() > 0 else 1
     tracer = Tracer(index, ctx.precision_of, strict=ctx.strict, mask_policy=conv.mask_policy, shapes_only=shapes_only)
+    tracer.cost_table = ctx.costs
     for t in tensors:
         tracer.mark_input(t)
-    with _inference_run(model, index, tracer) as run:
+    with _inference_run(model, index, tracer) as run, probing(tracer.dep) as probe:
         try:
             output = model(*args, **kwargs)
         except MicronetError:
@@ -122,14 +138,12 @@ def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None 
             raise ForwardError(f"the forward pass failed in {where}: {type(exc).__name__}: {first}{hint}",
                                module=module) from exc
         run.output = output
-    if tracer.unbatched:
-        batch = 1  # the forward added the batch dimension itself: the input was one example
-    if ctx.batch_size is not None:
-        batch = ctx.batch_size
-    report = build_report(model, tracer, conv, batch, tensors, output)
+    divisor = examples(tensors[0], probe, batch_dim=ctx.batch_dim, per_token=conv.per_token,
+                       unbatched=tracer.unbatched, batch_size=ctx.batch_size)
+    report = build_report(model, tracer, conv, divisor.count, tensors, output)
     if events is not None:
         events.extend(tracer.events)
-    return report
+    return replace(report, examples=divisor.count, batch_dim=divisor.batch_dim, examples_from=divisor.why)
 
 
 class _Run:

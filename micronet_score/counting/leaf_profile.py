@@ -54,6 +54,19 @@ class LeafRow:
     calls: int
     ops: float
     macs: int
+    mults: float = 0  # raw multiplies (weighed b/32 in ``ops``)
+    adds: float = 0  # raw additions and plain ops (weighed 1 in ``ops``)
+
+
+@dataclass(frozen=True)
+class LeafParameter:
+    """One ``nn.Parameter`` as the leaf counter stores it: its non-zeros at b bits, no mask."""
+
+    name: str
+    module: str
+    shape: tuple[int, ...]
+    params: int
+    nonzero: int
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,7 @@ class LeafProfile:
     convention: str
     layers: tuple[LeafRow, ...]
     uncounted: tuple[str, ...]
+    parameters: tuple[LeafParameter, ...] = ()
 
     @property
     def param_storage(self) -> float:
@@ -133,10 +147,12 @@ def profile(
             if x is None or y is None:
                 uncounted.add(type(module).__name__)
                 return
-            ops, macs = _price(module, x, y, conv, weight_bits)
-            row = rows.setdefault(name, [0.0, 0])
+            ops, macs, mults, adds = _price(module, x, y, conv, weight_bits)
+            row = rows.setdefault(name, [0.0, 0, 0.0, 0.0])
             row[0] += ops
             row[1] += macs
+            row[2] += mults
+            row[3] += adds
             calls[name] += 1
             types[name] = type(module).__name__
         return run
@@ -161,7 +177,8 @@ def profile(
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ForwardError(f"the forward pass failed: {type(exc).__name__}: {first}; inputs had shapes "
                                    f"{', '.join(str(tuple(t.shape)) for t in tensors)}") from exc
-        params, nonzero = _parameters(model)
+        parameters = _parameters(model)
+        params, nonzero = sum(p.params for p in parameters), sum(p.nonzero for p in parameters)
     finally:
         for h in handles:
             h.remove()
@@ -170,13 +187,14 @@ def profile(
     if unpriced_weights:
         warnings.warn(f"convention {conv.name!r} prices these modules at 0 operations although they hold "
                       f"weights: {', '.join(sorted(unpriced_weights))}", stacklevel=2)
-    layers = tuple(LeafRow(n, types[n], calls[n], r[0] / batch, _per_example(r[1], batch))
+    layers = tuple(LeafRow(n, types[n], calls[n], r[0] / batch, _per_example(r[1], batch),
+                           _per_example(r[2], batch), _per_example(r[3], batch))
                    for n, r in rows.items())
     return LeafProfile(
         params=params, nonzero_params=nonzero, ops=math.fsum(r[0] for r in rows.values()) / batch,
         macs=_per_example(sum(int(r[1]) for r in rows.values()), batch), weight_bits=weight_bits,
         activation_bits=activation_bits, batch_size=batch, convention=conv.name, layers=layers,
-        uncounted=tuple(sorted(uncounted)),
+        uncounted=tuple(sorted(uncounted)), parameters=tuple(parameters),
     )
 
 
@@ -194,8 +212,10 @@ def _priced(module: nn.Module, conv: Convention) -> bool:
         or (isinstance(module, _CONVS) and conv.formula == "imta-2025")
 
 
-def _price(module: nn.Module, x: torch.Tensor, y: torch.Tensor, conv: Convention, b: int) -> tuple[float, int]:
-    """(ops as the convention prices them, conv/linear MACs with zeroed filters dropped) of one call."""
+def _price(module: nn.Module, x: torch.Tensor, y: torch.Tensor, conv: Convention,
+           b: int) -> tuple[float, int, float, float]:
+    """(ops as the convention prices them, conv/linear MACs with zeroed filters dropped, raw multiplies, raw
+    additions and plain ops) of one call."""
     override = conv.cost(type(module).__name__)
     macs = 0
     if isinstance(module, _CONVS):
@@ -208,14 +228,17 @@ def _price(module: nn.Module, x: torch.Tensor, y: torch.Tensor, conv: Convention
     if override is not None:
         units = {"output": y.numel(), "input": x.numel(),
                  "window": y.numel() * math.prod(_pair(getattr(module, "kernel_size", 1)))}[override.per]
-        return units * (override.ops + override.mults * b / 32 + override.adds * conv.accumulator_bits / 32), macs
+        return (units * (override.ops + override.mults * b / 32 + override.adds * conv.accumulator_bits / 32), macs,
+                units * override.mults, units * (override.adds + override.ops))
     if isinstance(module, nn.Conv2d):
         k2cin = math.prod(module.kernel_size) * module.in_channels
         per_output = (k2cin * b / 32 + k2cin - 1) / module.groups + (1 if module.bias is not None else 0)
-        return y.numel() * per_output, macs
+        adds = (k2cin - 1) / module.groups + (1 if module.bias is not None else 0)
+        return y.numel() * per_output, macs, y.numel() * k2cin / module.groups, y.numel() * adds
     if isinstance(module, nn.Linear):
-        return y.numel() * (module.in_features * b / 32 + module.in_features - 1), macs
-    return 0.0, macs  # a conv the closed form needs (MACs) that this scheme does not price
+        return (y.numel() * (module.in_features * b / 32 + module.in_features - 1), macs,
+                y.numel() * module.in_features, y.numel() * (module.in_features - 1))
+    return 0.0, macs, 0.0, 0.0  # a conv the closed form needs (MACs) that this scheme does not price
 
 
 def _pair(k: Any) -> tuple[int, ...]:
@@ -229,12 +252,12 @@ def _active_filters(weight: torch.Tensor) -> int:
     return int((count_nonzero(weight.detach(), dim=0) > 0).sum())
 
 
-def _parameters(model: nn.Module) -> tuple[int, int]:
-    """(every parameter element, its non-zeros), each tensor once, a pruned or parametrized weight read as the
+def _parameters(model: nn.Module) -> list[LeafParameter]:
+    """Every parameter with its non-zeros, each tensor once, a pruned or parametrized weight read as the
     weight its module uses."""
     seen: set[int] = set()
-    total = nonzero = 0
-    for module in model.modules():
+    found: list[LeafParameter] = []
+    for prefix, module in model.named_modules():
         if type(module).__name__ == "ParametrizationList":
             continue  # read through the owning module below
         names = [n for n, _ in module.named_parameters(recurse=False)]
@@ -251,9 +274,10 @@ def _parameters(model: nn.Module) -> tuple[int, int]:
             t = getattr(module, orig)
             if not isinstance(t, torch.Tensor):
                 t = source
-            total += t.numel()
-            nonzero += t.numel() if t.is_meta else count_nonzero(t.detach())
-    return total, nonzero
+            nonzero = t.numel() if t.is_meta else count_nonzero(t.detach())
+            found.append(LeafParameter(f"{prefix}.{orig}" if prefix else orig, prefix, tuple(t.shape), t.numel(),
+                                       nonzero))
+    return found
 
 
 def _widths(model: nn.Module, tensors: list[torch.Tensor], bits: Any, conv: Convention) -> tuple[int, int]:

@@ -65,8 +65,10 @@ def infer_role(t: torch.Tensor) -> str:
     """The role of ``t`` read from the tensor alone, when the caller does not say: a tensor of two or more
     dimensions is a weight, a scalar or 1-D tensor is a vector (bias, norm parameter).
 
-    This is the interim rule while the tracer does not pass the role of the operand it stores; it is right for
-    conv/linear/embedding weights and every bias and norm vector."""
+    The operator engine passes the role of each stored operand (:mod:`micronet_score.counting.roles`); this
+    rule is kept only for tensors it cannot classify (read only by an operator without a cost function) and
+    for callers that measure a tensor outside a count. It is right for conv/linear/embedding weights and every
+    bias and norm vector."""
     return "weight" if t.dim() >= 2 else "vector"
 
 

@@ -12,6 +12,7 @@ import torch
 
 from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.registry import ChannelStats
+from micronet_score.counting.roles import is_value
 from micronet_score.counting.storage import StorageStats, count_nonzero, integer_values, measure, probe
 
 
@@ -24,6 +25,8 @@ class StoredTensor:
     shape: tuple[int, ...]
     bits: int
     stats: StorageStats
+    why: str = ""  # how the engine classified it (counting/roles.py): "the multiplied operand of aten.addmm"
+    value: bool = True  # False: a mask or indices (bool, or integers not multiplied), never quantized values
 
 
 class StoredTensors:
@@ -81,7 +84,12 @@ class StoredTensors:
         leaves = sorted({n.rpartition(".")[2] for n in names})
         return f"{owner}.{'+'.join(leaves)}" if owner else "+".join(leaves)
 
-    def _register_stored(self, t: torch.Tensor, info: Any) -> StoredTensor | None:
+    def _register_stored(self, t: torch.Tensor, info: Any, role: str | None = None,
+                         why: str = "") -> StoredTensor | None:
+        """Record the stored tensor ``t``; ``role`` is what the reading operator makes of it (counting/roles.py),
+        None when unknown (then :func:`~micronet_score.counting.storage.infer_role` decides). A tensor read as a
+        weight anywhere is a weight; a known role replaces the interim one."""
+        value = is_value(t, role)
         if info.root is not None:
             root_info = self._static_info(info.root)
             if root_info is not None and (root_info.bits == info.bits or info.bits is None):
@@ -93,12 +101,17 @@ class StoredTensors:
         entry = self.stored.get(key)
         if entry is None:
             owner = self._owner(info.sources)
-            stats = measure(t, self.mask_policy, self._nonzeros.get(key), self._finite.get(key))
+            stats = measure(t, self.mask_policy, self._nonzeros.get(key), self._finite.get(key), role)
             if stats.nonzeros is None:
                 self.nonzeros_known = False
             entry = StoredTensor(self._label(t, info), owner, tuple(t.shape),
-                                 self.stored_bits(t, info, owner), stats)
+                                 self.stored_bits(t, info, owner), stats,
+                                 why or f"not classified by the engine: {stats.role} by its {t.dim()} dimension(s)",
+                                 value)
             self.stored[key] = entry
+        elif role is not None and (not why_known(entry) or (role == "weight" and entry.stats.role != "weight")):
+            entry.stats = measure(t, self.mask_policy, entry.stats.nonzeros, entry.stats.finite, role)
+            entry.why, entry.value = why, value or entry.value
         self.used_sources.update(info.sources)
         return entry
 
@@ -135,6 +148,11 @@ class StoredTensors:
             self._stats_cache[key] = cached
             self._nonzeros[tkey] = cached.nonzeros
         return cached
+
+
+def why_known(entry: StoredTensor) -> bool:
+    """Whether the entry's role came from an operator the engine knows (not the interim rule)."""
+    return not entry.why.startswith("not classified")
 
 
 def canonical_name(source: str) -> str:

@@ -27,6 +27,7 @@ from micronet_score.counting.meta import MetaExecution
 from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.packed import PackedParams
 from micronet_score.counting.registry import CostEntry, OpCall, aten, fake_quant, is_free, lookup, op_name
+from micronet_score.counting.roles import operand_role, packed_role
 from micronet_score.counting.sdpa import AttentionMode, AttentionPath
 from micronet_score.counting.stored import StoredTensor, StoredTensors, canonical_name
 from micronet_score.counting.taint import TaintTracking
@@ -40,6 +41,8 @@ __all__ = ["AttentionMode", "BatchNormUse", "Event", "FoldTarget", "IdMap", "Sto
 class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams, MetaExecution, InPlaceGuard,
              FoldBookkeeping, AttentionPath, TorchDispatchMode):
     """Records costs of one forward pass. Use through :func:`micronet_score.count`."""
+
+    cost_table: dict[Any, CostEntry] = {}  # this count's cost overrides (counting/overrides.py); never mutated
 
     def __init__(
         self,
@@ -96,7 +99,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
             return
         module = self.stack[-1]
         packet = func.overloadpacket
-        entry = lookup(packet)
+        entry = self.cost_table.get(packet) or lookup(packet)  # this count's overrides first
         fq = fake_quant(packet)
         if entry is None and fq is None and not is_free(packet):
             name = op_name(func)
@@ -123,7 +126,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
             for t in statics:
                 info = self._static_info(t)
                 if info is not None and info.sources:
-                    self._register_stored(t, info)
+                    self._register_stored(t, info, *self._role(func, args, t, packed))
         bits = self._output_bits(packet, tensors, tainted, entry, fq, args)
         producers = {i[0] for i in tainted}
         if packet is aten.unsqueeze and tainted[0][0] == -1 and args[1] == 0 and tensors[0] in self.inputs:
@@ -142,6 +145,14 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
                     base = getattr(t, "_base", None)
                     if base is not None:
                         dep[base] = (producer, bits)
+
+    @staticmethod
+    def _role(func, args, t, packed) -> tuple[str | None, str]:
+        """What ``t`` is to ``func`` (counting/roles.py): weight, vector, or None when the engine cannot tell."""
+        for weight, bias in packed:
+            if t is weight or t is bias:
+                return packed_role(t is weight)
+        return operand_role(func, args, t)
 
     def _costed(self, func, entry: CostEntry, args, kwargs, out, tensors, packed, module: str) -> int:
         call = OpCall(args, kwargs, out, self.channel_stats, self.is_static, self.unpack)

@@ -65,6 +65,10 @@ def terms(convention: Convention, measured: Any) -> tuple[float, float]:
     """(parameter storage, math operations) that the rule set's baselines divide, under ``convention``'s
     formula, from what was counted (``measured``: a Report, or a LeafProfile for leaf-module conventions)."""
     if convention.formula == "imta-2025":
+        given = getattr(measured, "formula_inputs", None)
+        if given:  # a Report counted under the closed form's convention carries its inputs
+            return imta_2025(given["nonzero_params"], given["macs"], int(given["weight_bits"]),
+                             int(given["activation_bits"]))
         missing = [a for a in ("nonzero_params", "macs", "weight_bits", "activation_bits")
                    if getattr(measured, a, None) is None]
         if missing:

@@ -24,3 +24,12 @@ def test_fresh_efficientnet_b0_storage_matches_the_official_counter(efficientnet
 def test_fresh_efficientnet_b0_scores_the_official_figure(efficientnet_b0):
     # 2,633,770 / 6.9e6 + 597,862,342 / 1.17e9 = 0.892699
     assert round(ms.score(efficientnet_b0, rules="micronet-2019-imagenet").value, 6) == 0.892699
+
+
+def test_fresh_efficientnet_b0_roles_come_from_the_engine(efficientnet_b0):
+    # every stored tensor is classified by the operator that reads it (no fallback to its shape): the conv and
+    # classifier weights are weights, every bias (folded batch norms, SE, classifier) a dense vector
+    rows = efficientnet_b0.tensors
+    assert not [t.name for t in rows if t.reason.startswith("not classified")]
+    assert {t.role for t in rows if len(t.shape) >= 2} == {"weight"}
+    assert {(t.role, t.format) for t in rows if len(t.shape) == 1} == {("vector", "dense")}

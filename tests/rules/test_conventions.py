@@ -82,6 +82,8 @@ def test_count_under_a_block_convention_uses_block_bitmasks():
     assert (row.block, row.mask_bits, row.stored_values) == ((4, 4), 8, 16)
 
 
-def test_operator_cost_overrides_are_refused_not_ignored():
-    with pytest.raises(ConventionError, match="leaf-modules"):
-        get_convention("micronet").with_options(name="x", costs={"aten.relu": "free"})
+def test_operator_cost_overrides_are_applied_by_the_engine():
+    conv = get_convention("micronet").with_options(name="x", costs={"aten.relu": "free"})
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    assert ms.count(model, (1, 4)).mults == 12 + 3  # 4 x 3 linear mults, 3 ReLU
+    assert ms.count(model, (1, 4), convention=conv).mults == 12

@@ -101,9 +101,29 @@ def test_wikitext103_rule_set():
                  torch.zeros(1, 5, dtype=torch.long), rules=rules)
 
 
-def test_the_operator_engine_refuses_course_conventions_instead_of_counting_them_wrong():
-    with pytest.raises(ms.MicronetError, match="ms.score\\(model, inputs, rules=...\\)"):
-        ms.count(nn.Linear(4, 2), (1, 4), convention="imta-profile")
+def test_count_under_course_rules_gives_a_report_that_scores(resnet18):
+    kuangliu = kuangliu_layout(trained_like(ms.models.build("resnet18-cifar")))
+    report = ms.count(kuangliu, (1, 3, 32, 32), rules="imta-2023")
+    # the figures of test_imta_2023_resnet18_scores_two, now as a Report
+    assert (report.convention, report.math_ops, report.param_storage) == ("imta-profile", 834_362_870, 5_586_981)
+    assert report.params == report.nonzero_params == 11_173_962 and report.mask_bits == 0
+    assert round(ms.score(report, rules="imta-2023").value, 4) == 2.0000
+    assert ms.count(kuangliu, (1, 3, 32, 32), convention="imta-profile").math_ops == 834_362_870
+    # imta-2025: 11,173,962 / 5.6e6 + 555,422,720 / 2.8e8 = 3.9790 at 32 bits, 1.9895 at 16 bits
+    r32 = ms.count(resnet18, (1, 3, 32, 32), rules="imta-2025")
+    assert r32.formula_inputs["macs"] == 555_422_720 and r32.formula_inputs["nonzero_params"] == 11_173_962
+    assert round(ms.score(r32, rules="imta-2025").value, 4) == 3.9790
+    r16 = ms.count(resnet18, (1, 3, 32, 32), rules="imta-2025", bits=16)
+    assert round(ms.score(r16, rules="imta-2025").value, 4) == 1.9895
+    assert ms.rules.get("imta-2023").references[
+        "resnet18-cifar (kuangliu layout, trained), b = 16: ops"] == report.math_ops
+
+
+def test_count_under_course_rules_refuses_operator_engine_options_by_name():
+    with pytest.raises(ms.InputError, match="costs, strict: not an option of leaf-module counting"):
+        ms.count(nn.Linear(4, 2), (1, 4), rules="imta-2023", strict=True, costs={"aten.relu": "free"})
+    with pytest.raises(ms.InputError, match="pass one of them"):
+        ms.count(nn.Linear(4, 2), (1, 4), rules="imta-2023", convention="imta-2025")
 
 
 def test_cli_scores_course_rule_sets_and_lists_thresholds(capsys):
@@ -112,6 +132,12 @@ def test_cli_scores_course_rule_sets_and_lists_thresholds(capsys):
     model = "torch.nn:Identity"  # nothing to count: a score of 0 under the course's own counter
     assert main(["count", model, "--input", "1,3,4,4", "--rules", "imta-2025"]) == 0
     assert "imta-2025" in capsys.readouterr().out
+    conv = "torch.nn:Conv2d"
+    args = ["--arg", "in_channels=3", "--arg", "out_channels=8", "--arg", "kernel_size=3", "--arg", "bias=False"]
+    assert main(["count", conv, "--input", "1,3,6,6", "--rules", "imta-2023", *args]) == 0
+    out = capsys.readouterr().out
+    # 8x4x4 outputs x (27 x 16/32 + 26) = 5,056 ops; 216 weights x 16/32 = 108
+    assert "5,056" in out and "imta-2023: score" in out and "convention imta-profile" in out
     assert main(["rules"]) == 0
     out = capsys.readouterr().out
     assert "perplexity ≤ 35" in out and "top-1 ≥ 90%" in out and "imta-profile" in out
