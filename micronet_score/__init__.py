@@ -9,6 +9,7 @@
 """
 
 from micronet_score import models, rules
+from micronet_score._version import __version__ as __version__
 from micronet_score.api import count, cross_check, score
 from micronet_score.bits import Precision
 from micronet_score.checkpoint import CheckpointStats, scan_checkpoint
@@ -40,8 +41,6 @@ from micronet_score.organizer import (
 from micronet_score.render.plots import plot_history
 from micronet_score.report import LayerRow, OperatorRow, Report, TensorRow
 from micronet_score.rules import RuleSet, Score
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",

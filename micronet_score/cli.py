@@ -15,124 +15,25 @@ Exit status: 0 scored (and passing when a threshold applies), 3 scored but below
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib
-import importlib.util
 import json
 import re
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from micronet_score.cli_common import (  # noqa: F401  (re-exported: the CLI's helpers)
+    CliError,
+    describe_run,
+    get_rules,
+    load_factory,
+    parse_accuracy,
+    parse_kwargs,
+    parse_shape,
+    resolve_model,
+)
 from micronet_score.errors import MicronetError
-
-
-class CliError(Exception):
-    """A user mistake on the command line: printed as one line, exit status 2."""
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """``"1,3,32,32"`` (or ``1x3x32x32``) -> (1, 3, 32, 32)."""
-    parts = re.split(r"[,x]", text.replace(" ", ""))
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        raise CliError(f"--input {text!r} is not a shape: write sizes separated by commas, e.g. 1,3,32,32") \
-            from None
-    if not shape or any(s <= 0 for s in shape):
-        raise CliError(f"--input {text!r} needs positive sizes, e.g. 1,3,32,32")
-    return shape
-
-
-def parse_kwargs(items: Sequence[str]) -> dict[str, Any]:
-    """``["growth_rate=12", "width=1.4"]`` -> {"growth_rate": 12, "width": 1.4} (Python literals, else str)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.isidentifier():
-            raise CliError(f"--arg {item!r} must look like name=value")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
-
-
-def load_factory(spec: str) -> Callable[..., Any]:
-    """``pkg.module:factory`` or ``path/to/file.py:factory`` -> the callable."""
-    target, sep, attr = spec.rpartition(":")
-    if not sep or not target or not attr:
-        raise CliError(f"{spec!r} is neither a zoo model (see `micronet-score models`) nor module:factory")
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_file():
-            raise CliError(f"no file {target!r} (from {spec!r})")
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
-        assert module_spec is not None and module_spec.loader is not None
-        module = importlib.util.module_from_spec(module_spec)
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
-            raise CliError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
-    else:
-        if str(Path.cwd()) not in sys.path:
-            sys.path.insert(0, str(Path.cwd()))
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise CliError(f"cannot import module {target!r} (from {spec!r}): {exc}") from exc
-        except Exception as exc:
-            raise CliError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
-    factory = getattr(module, attr, None)
-    if factory is None or not callable(factory):
-        raise CliError(f"module {target!r} has no callable {attr!r}")
-    return factory
-
-
-def resolve_model(name: str, kwargs: dict[str, Any]) -> tuple[torch.nn.Module, Any]:
-    """A zoo name or module:factory -> (model, default inputs: a shape, the model's example inputs, or None)."""
-    from micronet_score import models
-
-    if name in models.names():
-        try:
-            model = models.build(name, **kwargs)
-            return model, models.example_inputs(name, model)
-        except (TypeError, ValueError) as exc:
-            raise CliError(f"building {name!r} failed: {exc}") from exc
-    factory = load_factory(name)
-    try:
-        model = factory(**kwargs)
-    except Exception as exc:
-        raise CliError(f"{name} raised {type(exc).__name__}: {exc}") from exc
-    if not isinstance(model, torch.nn.Module):
-        raise CliError(f"{name} returned {type(model).__name__}, not a torch.nn.Module")
-    return model, None
-
-
-def parse_accuracy(text: str) -> float | tuple[int, int]:
-    """``"0.9012"`` -> 0.9012; ``"9010/10000"`` -> (9010, 10000)."""
-    num, sep, den = text.partition("/")
-    try:
-        return (int(num.replace(",", "")), int(den.replace(",", ""))) if sep else float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an accuracy: write a fraction (0.9012) or "
-                                         "correct/total (9010/10000)") from None
-
-
-def get_rules(name: str | None) -> Any:
-    """The rule set ``name`` (None when not given); an unknown name is a usage error (exit 2)."""
-    from micronet_score import rules as rules_mod
-    from micronet_score.errors import UnknownRuleSetError
-
-    if not name:
-        return None
-    try:
-        return rules_mod.get(name)
-    except (UnknownRuleSetError, FileNotFoundError) as exc:
-        raise CliError(str(exc)) from None
 
 
 def _count(args: argparse.Namespace) -> int:
@@ -189,23 +90,6 @@ def _count(args: argparse.Namespace) -> int:
             print()
             print(check.table())
     return 3 if result is not None and result.passed is False else 0
-
-
-def describe_run(model: str, kwargs: dict[str, Any], weights: str | None, ruleset: Any, report: Any,
-                 accuracy: Any) -> dict[str, Any]:
-    """What a ``--json`` output records besides the report and score: model, arguments, weights and their
-    sha256, rule set, convention, library version and accuracy."""
-    from micronet_score import __version__
-    from micronet_score.organizer.scoring import sha256_file
-
-    if isinstance(accuracy, tuple):
-        accuracy = {"correct": accuracy[0], "total": accuracy[1], "fraction": accuracy[0] / accuracy[1]}
-    return {
-        "model": model, "args": kwargs,
-        "weights": None if not weights else {"path": str(Path(weights).resolve()), "sha256": sha256_file(weights)},
-        "rules": None if ruleset is None else ruleset.name,
-        "convention": report.convention, "version": __version__, "accuracy": accuracy,
-    }
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ def load_options(allow: list[str]) -> dict[str, Any]:
     """``allow_globals=`` for ``load_weights`` when globals were opted in (and this version supports it)."""
     import inspect
 
-    from micronet_score.cli import CliError
+    from micronet_score.cli_common import CliError
     from micronet_score.loading import load_weights
 
     if not allow:
@@ -23,9 +23,16 @@ def load_options(allow: list[str]) -> dict[str, Any]:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import micronet_score as ms
-    from micronet_score import models
-    from micronet_score.cli import CliError, describe_run, get_rules, parse_kwargs, parse_shape, resolve_model
+    from micronet_score import api, models
+    from micronet_score.cli_common import (
+        CliError,
+        describe_run,
+        get_rules,
+        parse_kwargs,
+        parse_shape,
+        resolve_model,
+    )
+    from micronet_score.loading import load_weights
     from micronet_score.organizer.datasets import read_dataset
     from micronet_score.organizer.evaluation import evaluate, resolve_device
     from micronet_score.organizer.scoring import preprocessing_for
@@ -49,7 +56,7 @@ def _eval(args: argparse.Namespace) -> int:
         model, default_shape = resolve_model(args.model, kwargs)
         weights = args.weights
         if weights:
-            ms.load_weights(model, weights, **load_options(args.allow_global))
+            load_weights(model, weights, **load_options(args.allow_global))
     shape = parse_shape(args.input) if args.input else default_shape
     if shape is None and ruleset is not None:
         shape = ruleset.input_size
@@ -69,10 +76,10 @@ def _eval(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {}
     if ruleset is not None:
         options["convention"] = ruleset.counting
-    report = ms.count(model, tuple(shape), **options)
+    report = api.count(model, tuple(shape), **options)
     result = None
     if ruleset is not None:
-        result = ms.score(report, rules=ruleset, accuracy=accuracy.as_tuple() if accuracy else None)
+        result = api.score(report, rules=ruleset, accuracy=accuracy.as_tuple() if accuracy else None)
     if args.json:
         payload: dict[str, Any] = {"report": report.to_dict(),
                                    "score": None if result is None else result.to_dict()}

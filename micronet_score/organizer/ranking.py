@@ -151,7 +151,7 @@ def leaderboard(manifest: str | Path, out: str | Path | None = None, *, workers:
 def result_key(task: Mapping[str, Any], ruleset: Any) -> str:
     """Hash of everything that decides an entry's result: the entry, its weights' and model file's bytes, the
     rule set, the test data and its preprocessing, and the library version."""
-    from micronet_score import __version__
+    from micronet_score._version import __version__
 
     entry = task["entry"]
     base = Path(task["base"])

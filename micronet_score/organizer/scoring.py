@@ -62,8 +62,7 @@ def score_entry(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _score_into(row: dict[str, Any], entry: dict[str, Any], task: Mapping[str, Any]) -> None:
-    import micronet_score as ms
-    from micronet_score import models
+    from micronet_score import api, models
     from micronet_score import rules as rules_mod
     from micronet_score.organizer.evaluation import evaluate
     from micronet_score.organizer.submissions import rebuild
@@ -82,13 +81,13 @@ def _score_into(row: dict[str, Any], entry: dict[str, Any], task: Mapping[str, A
     shape = entry.get("input") or (models.input_size(spec) if spec in models.names() else ruleset.input_size)
     if not shape:
         raise ValueError(f"entry {row['name']!r} needs input = [1, 3, H, W] (rule set {ruleset.name!r} has none)")
-    report = ms.count(model, tuple(shape), convention=ruleset.counting)
+    report = api.count(model, tuple(shape), convention=ruleset.counting)
     data = task["data"]
     pre = preprocessing_for(ruleset, data, entry)
     dataset = _cached_dataset(str(data["path"]), data.get("dataset") or ruleset.data_format or None, pre)
     accuracy = evaluate(model, dataset, batch_size=int(task.get("batch_size") or 256),
                         device=task.get("device") or "cpu", progress=False)
-    result = ms.score(report, rules=ruleset, accuracy=accuracy.as_tuple())
+    result = api.score(report, rules=ruleset, accuracy=accuracy.as_tuple())
     row.update(correct=accuracy.correct, total=accuracy.total, accuracy=accuracy.fraction, passed=result.passed,
                param_term=result.param_term, ops_term=result.ops_term, score=result.value,
                param_storage=result.param_storage, math_ops=result.math_ops, rules=ruleset.name,
