@@ -79,7 +79,12 @@ def rule_sets() -> str:
     rows = ["| rule set | dataset | P_base | O_base | threshold | input | source |", "|---|---|---|---|---|---|---|"]
     for name in ms.rules.names():
         r = ms.rules.get(name)
-        threshold = f"top-1 ≥ {r.threshold:.0%}" if r.threshold is not None else "none"
+        if r.threshold is None:
+            threshold = "none"
+        elif r.lower_is_better:
+            threshold = f"{r.metric} ≤ {r.threshold:g}"
+        else:
+            threshold = f"top-1 ≥ {r.threshold:.0%}"
         size = "x".join(str(d) for d in r.input_size) if r.input_size else "-"
         rows.append(f"| `{r.name}` | {r.dataset} | {r.param_baseline:,.0f} | {r.ops_baseline:,.0f} | {threshold} | "
                     f"{size} | {f'[rules page]({r.source})' if r.source else '-'} |")
