@@ -97,3 +97,77 @@ def test_the_classifier_is_not_emptied_by_pruning(seed_run):
     _, _, steps = seed_run
     # densenet-seed's classifier: Linear(192, 10), 192*10 = 1,920 weights, none pruned by default
     assert [s.classifier_nonzero for s in steps] == [1920] * 4
+
+
+@pytest.mark.parametrize("case", ["no folder", "missing batch", "cuda", "bad teacher"])
+def test_bad_input_is_one_line_and_exit_1(tmp_path, capsys, case):
+    example = _load_example()
+    data = write_cifar10(tmp_path / "cifar", per_batch=2)
+    argv = ["--data", str(data), "--epochs", "0", "--finetune-epochs", "0", "--device", "cpu", "--no-progress"]
+    if case == "no folder":
+        argv[1] = str(tmp_path / "nowhere")
+    elif case == "missing batch":
+        (data / "data_batch_3").unlink()
+    elif case == "cuda":
+        if __import__("torch").cuda.is_available():
+            pytest.skip("a GPU is available here")
+        argv[-2] = "cuda"
+    else:
+        (tmp_path / "teacher.pt").write_bytes(b"not a checkpoint")
+        argv += ["--teacher", str(tmp_path / "teacher.pt")]
+    assert example.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("seed_cifar10.py: error: ") and "\n" not in err and "Traceback" not in err
+    expected = {"no folder": "cifar-10-batches-py", "missing batch": "data_batch_3", "cuda": "--device cpu",
+                "bad teacher": "teacher.pt"}[case]
+    assert expected in err
+
+
+def test_cutmix_ratio_is_the_area_left_unpasted():
+    torch = pytest.importorskip("torch")
+    example = _load_example()
+    x = torch.zeros(4, 3, 32, 32)
+    x[1::2] = 1.0  # examples 1 and 3 are ones: what is pasted into a zero image shows
+    mixed, ya, yb, lam = example.mix(x, torch.arange(4), "cutmix", 1.0, np.random.default_rng(3),
+                                     torch.Generator().manual_seed(0))
+    for i in range(4):
+        pasted_from = int(yb[i])
+        if x[i, 0, 0, 0] != x[pasted_from, 0, 0, 0]:  # the box is visible: its area is 1 - lam of the image
+            changed = int((mixed[i] != x[i]).sum()) // 3
+            assert changed == round((1 - lam) * 32 * 32)
+    assert ya.tolist() == [0, 1, 2, 3]
+
+
+def test_distillation_trains_against_a_saved_teacher(tmp_path):
+    torch = pytest.importorskip("torch")
+    import micronet_score as ms
+
+    example = _load_example()
+    data = write_cifar10(tmp_path / "cifar", per_batch=4)
+    teacher_path = tmp_path / "teacher.pt"
+    torch.save(ms.models.build("resnet18-cifar", seed=1).state_dict(), teacher_path)
+    args = example.parse_args(["--data", str(data), "--teacher", str(teacher_path), "--batch-size", "4",
+                               "--no-progress"])
+    device = torch.device("cpu")
+    teacher = example.load_teacher(args, device)
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    train_set, _ = example.load_cifar10(data, 4)
+    student = ms.models.build("densenet-seed")
+    before = student.linear.weight.detach().clone()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        example.train(student, train_set, 1, 1e-3, args, device, teacher, "distill", torch.Generator(),
+                      np.random.default_rng(0))
+    finally:
+        torch.set_num_threads(threads)
+    assert not torch.equal(before, student.linear.weight)
+
+
+def test_distillation_loss_is_zero_when_the_student_matches_the_teacher():
+    torch = pytest.importorskip("torch")
+    example = _load_example()
+    logits = torch.tensor([[2.0, -1.0, 0.5]])
+    assert float(example.distill_loss(logits, logits, 4.0)) == pytest.approx(0.0, abs=1e-7)
+    # uniform student against a one-hot-ish teacher: KL = sum p log(p / (1/3)) > 0, scaled by T^2 = 16
+    assert float(example.distill_loss(torch.zeros(1, 3), logits, 4.0)) > 0
