@@ -373,8 +373,7 @@ def _run(args: argparse.Namespace) -> list[Step]:
 
     print(f"\ndensenet-seed, {args.prune:.0%} global unstructured pruning "
           f"({'classifier included' if args.prune_classifier else 'classifier left alone'}), "
-          f"{'float16' if args.quant == 'half' else '16-bit static quantization'}; "
-          f"{time.perf_counter() - started:.0f} s")
+          f"{'float16' if args.quant == 'half' else '16-bit static quantization'}")
     print(table(steps))
     print(storage_table(steps))
     print(f"Scores: lower is better. {', '.join(COURSE_RULES)} are CIFAR-10 rule sets (pass: accuracy >= 90%). "
@@ -384,6 +383,7 @@ def _run(args: argparse.Namespace) -> list[Step]:
     print(f"{len(pruned_layers)} weight tensors pruned; classifier weights non-zero: "
           f"{steps[-1].classifier_nonzero:,}")
     _write_outputs(args, steps, model)
+    print(f"finished in {time.perf_counter() - started:.0f} s")
     return steps
 
 
