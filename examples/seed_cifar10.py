@@ -134,6 +134,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--batch-size must be >= 1")
     if not 0.0 <= args.prune < 1.0:
         p.error("--prune must be in [0, 1)")
+    if args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            p.error("--plot needs matplotlib: pip install 'micronet-score[plot]'")
     if args.plot_rules not in COURSE_RULES + REFERENCE_RULES:
         p.error(f"--plot-rules must be one of {', '.join(COURSE_RULES + REFERENCE_RULES)}")
     return args

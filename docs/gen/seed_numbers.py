@@ -71,16 +71,17 @@ def seed_run(image: Path | None = None) -> str:
     """The documented command and what it prints (the elapsed-time line dropped)."""
     example = _example()
     buffer = io.StringIO()
-    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
-        write_synthetic_cifar10(Path(tmp) / DATA)
-        argv = list(ARGS) + (["--plot", "history.png"] if image is not None else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_synthetic_cifar10(Path(tmp) / DATA)
+        argv = [str(data) if arg == DATA else arg for arg in ARGS]
+        argv += ["--plot", str(Path(tmp) / "history.png")] if image is not None else []
         with contextlib.redirect_stdout(buffer):
             example.run(argv)
         if image is not None:
             image.parent.mkdir(parents=True, exist_ok=True)
             image.write_bytes((Path(tmp) / "history.png").read_bytes())
-    lines = [line for line in buffer.getvalue().splitlines()
-             if not line.startswith(("finished in", "plot written to"))]
+    printed = buffer.getvalue().replace(str(data), DATA)  # the page shows the relative path of the command
+    lines = [line for line in printed.splitlines() if not line.startswith(("finished in", "plot written to"))]
     return (f"```console\n$ python examples/seed_cifar10.py {' '.join(ARGS)}\n```\n\nprints\n\n"
             "```text\n" + "\n".join(lines).rstrip() + "\n```\n")
 
