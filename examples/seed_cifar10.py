@@ -381,7 +381,10 @@ def _run(args: argparse.Namespace) -> list[Step]:
           f"{'float16' if args.quant == 'half' else '16-bit static quantization'}")
     print(table(steps))
     print(storage_table(steps))
-    print(f"Scores: lower is better. {', '.join(COURSE_RULES)} are CIFAR-10 rule sets (pass: accuracy >= 90%). "
+    passes = ", ".join(f"{r} {'passes' if steps[-1].scores[r].passed else 'fails'} "
+                       f"(threshold {ms.rules.get(r).threshold:.0%})" for r in COURSE_RULES)
+    print(f"Non-zero params, mults and adds: per image, MicroNet convention. Scores: lower is better; "
+          f"{', '.join(COURSE_RULES)} are CIFAR-10 rule sets (quantized step: {passes}). "
           f"{', '.join(REFERENCE_RULES)} is the MicroNet Challenge's CIFAR-100 rule set, shown for reference only "
           f"(this model is trained on CIFAR-10).")
     pruned_layers = {k: v for k, v in sparsity(model).items() if v > 0}
