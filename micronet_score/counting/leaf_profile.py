@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from micronet_score.bits import Precision, dtype_bits
+from micronet_score.bits import Precision, dtype_bits, range_bits
 from micronet_score.convention import Convention, get_convention
 from micronet_score.counting.inputs import InputsLike, flat_tensors, prepare_inputs
 from micronet_score.counting.storage import count_nonzero
@@ -299,8 +299,40 @@ def _widths(model: nn.Module, tensors: list[torch.Tensor], bits: Any, conv: Conv
     default = conv.default_bits
     params = [dtype_bits(p.dtype) for p in model.parameters() if p.is_floating_point()]
     acts = [dtype_bits(t.dtype) for t in tensors if t.is_floating_point()]
-    weight = (bits.weight if bits is not None and bits.weight is not None else
-              default if default is not None else max(params, default=32))
-    activation = (bits.activation if bits is not None and bits.activation is not None else
-                  default if default is not None else max(acts + params, default=32))
+    weight = default if default is not None else max(params, default=32)
+    activation = default if default is not None else max(acts + params, default=32)
+    weight, activation = _quantized_widths(model, weight, activation)
+    if bits is not None and bits.weight is not None:
+        weight = bits.weight
+    if bits is not None and bits.activation is not None:
+        activation = bits.activation
     return weight, activation
+
+
+def _quantizer_bits(module: nn.Module | None) -> int | None:
+    """The integer grid width of a fake quantizer or observer (anything holding ``quant_min``/``quant_max``:
+    micronet-score's quantizers, torch.ao's FakeQuantize and observers), else None."""
+    lo, hi = getattr(module, "quant_min", None), getattr(module, "quant_max", None)
+    if isinstance(lo, int) and isinstance(hi, int) and hi > lo:
+        return range_bits(lo, hi)
+    return None
+
+
+def _quantized_widths(model: nn.Module, weight: int, activation: int) -> tuple[int, int]:
+    """(q_w, q_a) read back from the model: over the layers holding a weight matrix, a layer's weight counts at
+    its weight quantizer's width (``weight_fake_quant``) and its input at its input quantizer's
+    (``input_fake_quant`` / ``activation_post_process``), an unquantized one at ``weight``/``activation``; the
+    widest of each wins (the course's "widest in the model"). Without any quantizer both stay as given."""
+    layers = [m for m in model.modules() if isinstance(getattr(m, "weight", None), torch.Tensor)
+              and m.weight.dim() >= 2 and not isinstance(m, nn.Embedding)]
+    found = False
+    w_widths, a_widths = [], []
+    for m in layers:
+        wq = _quantizer_bits(getattr(m, "weight_fake_quant", None))
+        aq = _quantizer_bits(getattr(m, "input_fake_quant", None) or getattr(m, "activation_post_process", None))
+        found = found or wq is not None or aq is not None
+        w_widths.append(wq if wq is not None else weight)
+        a_widths.append(aq if aq is not None else activation)
+    if not found:
+        return weight, activation
+    return max(w_widths), max(a_widths)

@@ -141,3 +141,24 @@ def test_cli_scores_course_rule_sets_and_lists_thresholds(capsys):
     assert main(["rules"]) == 0
     out = capsys.readouterr().out
     assert "perplexity ≤ 35" in out and "top-1 ≥ 90%" in out and "imta-profile" in out
+
+
+def test_course_rule_sets_read_fake_quant_widths_back_from_the_model():
+    """8-bit fake quantization is read from the model's quantizers (nothing declared): the course formulas
+    then weigh at b = 8. Conv2d(3, 8, 3) on 32x32 (30x30 outputs) + Linear(7200, 10)."""
+    from micronet_score.compress import FakeQuant, calibrate, quantize_
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(), torch.nn.Linear(7200, 10))
+    quantize_(model, FakeQuant(weight_bits=8, act_bits=8))
+    calibrate(model, [torch.randn(2, 3, 32, 32)])
+    # parameters: 8*27 + 8 = 224 and 72,000 + 10 = 72,010 -> 72,234 (all non-zero) at 8/32 = 18,058.5
+    # imta-2025 MACs: 8*30*30*27 = 194,400 + 72,000 = 266,400 at 8/32 -> 66,600
+    r = ms.count(model, (1, 3, 32, 32), rules="imta-2025")
+    assert (r.param_storage, r.math_ops) == (18058.5, 66600.0)
+    # imta-2023: conv per output 27*8/32 + 26 + 1 (bias) = 33.75 x 7,200 = 243,000;
+    #            linear per output 7200*8/32 + 7199 = 8,999 x 10 = 89,990  -> 332,990
+    r = ms.count(model, (1, 3, 32, 32), rules="imta-2023")
+    assert (r.param_storage, r.math_ops) == (18058.5, 332990.0)
+    # an explicit width still wins
+    assert ms.count(model, (1, 3, 32, 32), rules="imta-2025", bits=16).param_storage == 72234 * 16 / 32
