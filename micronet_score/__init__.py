@@ -58,3 +58,7 @@ __all__ = [
     "scan_checkpoint",
     "score",
 ]
+
+from micronet_score.errors import ComplexTensorError, UncountedWorkError  # noqa: E402  (reliability, issue 12)
+
+__all__ += ["ComplexTensorError", "UncountedWorkError"]

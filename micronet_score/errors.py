@@ -68,3 +68,12 @@ class CountingError(MicronetError, RuntimeError):
 class CheckpointError(MicronetError, ValueError):
     """A checkpoint that cannot be read (not a checkpoint, truncated, an unsafe pickle, more than tensors) or
     does not match the model it is loaded into."""
+
+
+class ComplexTensorError(ForwardError):
+    """The forward computes on complex tensors, which micronet-score does not price."""
+
+
+class UncountedWorkError(MicronetError, RuntimeError):
+    """Under ``strict=True``: the forward did work the tracer could not see (input values taken out of torch
+    with ``.numpy()``/``.tolist()`` and never brought back, weights used outside torch)."""
