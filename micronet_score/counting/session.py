@@ -1,6 +1,8 @@
 """Leaving the model exactly as it was, also when several threads count it at once.
 
-The first count of a model takes a snapshot of its module tree (parameters, buffers, submodules, hooks,
+Counts of one model take turns (a lock per model): a forward that rewrites its own attributes (pruning hooks
+set ``module.weight`` at every call) would otherwise hand one thread's tensors to another's count. Counts of
+different models run at the same time. The first count of a model takes a snapshot of its module tree (parameters, buffers, submodules, hooks,
 training flags, ``requires_grad`` flags, what each parameter's ``.data`` is, plain attributes); every count
 of that model shares it, records the first write into each stored tensor (also through an alias such as
 ``weight.data``), and the last count to finish puts everything back. torch's global RNG state is shared the
@@ -27,6 +29,7 @@ _TABLES = ("_parameters", "_buffers", "_modules", *_HOOK_DICTS)
 
 _LOCK = threading.RLock()
 _SESSIONS: dict[int, ModelSession] = {}
+_TURNS: dict[int, list[Any]] = {}  # id(model) -> [model, its lock (re-entrant: a count inside a forward), users]
 _RNG: list[Any] = [0, None]  # running counts in the process, saved RNG states
 
 
@@ -133,7 +136,25 @@ def _storage_ptr(t: torch.Tensor) -> int:
 
 @contextlib.contextmanager
 def model_session(model: torch.nn.Module, index: ModelIndex) -> Iterator[ModelSession]:
-    """The shared snapshot of ``model`` for one count; the last count to leave restores the model."""
+    """The shared snapshot of ``model`` for one count, counts of one model taking turns; the last count to
+    leave restores the model."""
+    with _LOCK:
+        turn = _TURNS.get(id(model))
+        if turn is None or turn[0] is not model:
+            turn = _TURNS[id(model)] = [model, threading.RLock(), 0]
+        turn[2] += 1
+    try:
+        with turn[1], _session(model, index) as session:
+            yield session
+    finally:
+        with _LOCK:
+            turn[2] -= 1
+            if turn[2] == 0 and _TURNS.get(id(model)) is turn:
+                del _TURNS[id(model)]
+
+
+@contextlib.contextmanager
+def _session(model: torch.nn.Module, index: ModelIndex) -> Iterator[ModelSession]:
     with _LOCK:
         session = _SESSIONS.get(id(model))
         if session is None or session.model is not model:

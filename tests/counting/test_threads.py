@@ -72,20 +72,31 @@ class Clipping(nn.Module):
         return self.fc(x)
 
 
+def _together(job):
+    """``job`` in THREADS threads that start counting at the same moment (counts of one model take turns)."""
+    barrier = threading.Barrier(THREADS)
+
+    def run():
+        barrier.wait(timeout=30)
+        return job()
+
+    return _parallel([run] * THREADS)
+
+
 @pytest.mark.parametrize("shapes_only", [False, None])
 def test_one_model_in_threads_is_restored_exactly(shapes_only):
     inner = Clipping()
-    barrier = threading.Barrier(THREADS)
-    model = Meeting(inner, barrier).train()
+    model = nn.Sequential(inner).train()
     inner.fc.eval()
     weight = inner.fc.weight.detach().clone()
     serial = ms.count(Clipping(), (2, 8))
-    reports = _parallel([lambda: ms.count(model, (2, 8), shapes_only=shapes_only)] * THREADS)
+    reports = _together(lambda: ms.count(model, (2, 8), shapes_only=shapes_only))
     for r in reports:
         assert (r.mults, r.adds, r.params, r.nonzero_params) == (serial.mults, serial.adds, serial.params,
                                                                  serial.nonzero_params)
     assert model.training and inner.training and not inner.fc.training
     assert torch.equal(inner.fc.weight, weight)
+    assert not inner.fc._forward_pre_hooks
     assert not torch.nn.modules.module._global_forward_hooks
     assert not torch.nn.modules.module._global_forward_pre_hooks
 
@@ -94,6 +105,18 @@ def test_identical_zoo_model_in_threads_matches_serial():
     model = build("resnet18-cifar").train()
     shape = input_size("resnet18-cifar")
     serial = ms.count(model, shape)
-    reports = _parallel([lambda: ms.count(model, shape)] * THREADS)
+    reports = _together(lambda: ms.count(model, shape))
     assert all(r == serial for r in reports)
     assert all(m.training for m in model.modules())
+
+
+def test_one_pruned_model_in_threads_matches_serial():
+    from torch.nn.utils import prune
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+    prune.l1_unstructured(model[0], "weight", amount=0.5)  # a hook sets model[0].weight at every forward
+    serial = ms.count(model, (1, 8))
+    assert serial.layer("0").mults == 16  # 32 weights, half pruned: 16 mults per example
+    reports = _together(lambda: ms.count(model, (1, 8)))
+    assert all(r == serial for r in reports)
