@@ -84,3 +84,7 @@ __all__ = [
     "OperatorRow",
     "RegistryError",
 ]
+
+from micronet_score.errors import ComplexTensorError, UncountedWorkError  # noqa: E402  (reliability, issue 12)
+
+__all__ += ["ComplexTensorError", "UncountedWorkError"]

@@ -69,7 +69,10 @@ def count(
     forward that needs values then fails with a clear error); ``False`` always computes real activations.
 
     The model runs once in eval mode under ``torch.no_grad()``; its parameters, buffers, training flags,
-    hooks and the global RNG state are left exactly as they were.
+    hooks and the global RNG state are left exactly as they were, also when the forward writes into its
+    weights (``weight.data.clamp_()``) or registers buffers, parameters or hooks, and when several threads
+    count it at once (see ``docs/guarantees.md``). An input given as a shape is counted on the meta device;
+    random values of that shape are drawn only when the forward needs them (up to 1 GiB).
 
     >>> import torch, micronet_score as ms
     >>> report = ms.count(torch.nn.Conv2d(3, 8, 3), (1, 3, 32, 32))

@@ -74,3 +74,10 @@ class MissingExtraError(MicronetError, ImportError):
     """An optional feature needs a package that is not installed; the message names the extra to install."""
 class RegistryError(MicronetError, ValueError):
     """An operator registered twice, or both with a cost and as free."""
+class ComplexTensorError(ForwardError):
+    """The forward computes on complex tensors, which micronet-score does not price."""
+
+
+class UncountedWorkError(MicronetError, RuntimeError):
+    """Under ``strict=True``: the forward did work the tracer could not see (input values taken out of torch
+    with ``.numpy()``/``.tolist()`` and never brought back, weights used outside torch)."""

@@ -141,6 +141,7 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
         warnings.append(f"{total} operator call(s) have no cost and were not counted: {', '.join(names)}")
     if output is None:
         warnings.append("the forward returned None")
+    warnings.extend(tracer.notes)  # counting.origin: input values taken out of torch
     nonzero_known = all(s.stats.nonzeros is not None for s in stored)
     total_mults = sum(e.mults for e in events)
     return Report(

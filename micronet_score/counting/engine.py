@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -17,14 +19,24 @@ from micronet_score.convention import Convention
 from micronet_score.counting.build import build_report
 from micronet_score.counting.events import Event
 from micronet_score.counting.examples import check_batch_dim, examples, probing
+from micronet_score.counting.hooks import thread_hooks
 from micronet_score.counting.inputs import InputsLike, check_devices, flat_tensors, prepare_inputs
 from micronet_score.counting.leaf_report import leaf_report
 from micronet_score.counting.meta import to_meta
 from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.overrides import cost_table
 from micronet_score.counting.select import refuse_operator_options, select_convention
+from micronet_score.counting.session import model_session, shared_rng
+from micronet_score.counting.shape_inputs import materialize
 from micronet_score.counting.tracer import AttentionMode, Tracer
-from micronet_score.errors import ForwardError, InputError, MicronetError, UnsupportedOpError
+from micronet_score.errors import (
+    ComplexTensorError,
+    ForwardError,
+    InputError,
+    MicronetError,
+    UncountedWorkError,
+    UnsupportedOpError,
+)
 from micronet_score.report import Report
 
 BitsSpec = Mapping[Any, "int | Precision"]
@@ -51,6 +63,10 @@ def count_with_events(
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"count() needs a torch.nn.Module, got {type(model).__name__}; wrap a function in an "
                          "nn.Module whose forward calls it")
+    if isinstance(model, torch.jit.ScriptModule):
+        raise InputError(f"count() needs an eager nn.Module, got a TorchScript module ({type(model).__name__}, "
+                         "from torch.jit.script, trace or freeze) whose forward runs outside Python, where "
+                         "operators cannot be followed to modules; count the eager model it was made from")
     if freebie not in (None, True, False):
         raise InputError(f"freebie must be None (as the rules say), True or False; got {freebie!r}")
     if accumulator_bits is not None and (isinstance(accumulator_bits, bool) or not isinstance(accumulator_bits, int)
@@ -64,28 +80,46 @@ def count_with_events(
     conv = conv.with_options(freebie=freebie, accumulator_bits=accumulator_bits)
     index = ModelIndex.of(model)
     precision_of = precision_lookup(index, bits)
-    args, kwargs = prepare_inputs(index, inputs)
+    placeholders: list[torch.Tensor] = []  # inputs given as shapes, on the meta device until values are needed
+    args, kwargs = prepare_inputs(index, inputs, placeholders=placeholders)
     tensors = flat_tensors((args, kwargs))
     if not tensors:
         raise InputError("inputs hold no tensor: pass a tensor, a tuple of tensors, a dict or a shape")
+    if tensors[0].dim() > 0 and tensors[0].shape[0] == 0:
+        raise InputError(f"the first input has a batch of 0 examples (shape {tuple(tensors[0].shape)}): counts "
+                         "are per example, pass at least one example")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     check_batch_dim(batch_dim, tensors[0])
     ctx = CountContext(model, index, precision_of, conv, args, kwargs, strict, batch_size,
                        cost_table(conv, costs), batch_dim)
+    reason = "shapes_only=False"
     if shapes_only is None:  # auto: shapes alone when the forward allows it, real activations otherwise
-        if not tensors[0].is_meta:
+        if not tensors[0].is_meta or placeholders:
             events: list[Event] = []
             try:
                 return count_once(ctx, True, events), events
-            except (UnsupportedOpError, InputError):
+            except (UnsupportedOpError, InputError, ComplexTensorError, UncountedWorkError):
                 raise
-            except Exception:  # noqa: BLE001 - the forward needs values (or a meta kernel is missing): run it
-                pass
+            except Exception as exc:  # noqa: BLE001 - the forward needs values (or a meta kernel is missing)
+                reason = f"it did not run on shapes alone: {one_line(exc)}"
         shapes_only = False
     events = []
+    if placeholders and not shapes_only:
+        device, dtype = index.device_dtype()
+        args, kwargs = materialize((ctx.args, ctx.kwargs), placeholders, device, dtype, reason)
+        ctx = dataclasses.replace(ctx, args=args, kwargs=kwargs)
     return count_once(ctx, bool(shapes_only), events), events
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, without terminal escape codes (torch colours some)."""
+    text = _ANSI.sub("", str(exc)).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -128,7 +162,7 @@ def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None 
             shapes = ", ".join(str(tuple(t.shape)) for t in tensors)
             where = f"module '{module}' ({tracer.module_types.get(module, '?')})" if module else \
                 f"the root module ({type(model).__name__})"
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = one_line(exc)
             hint = ""
             if tensors[0].is_meta and ("meta" in str(exc).lower() or "data-dependent" in str(exc).lower()):
                 hint = ("; the forward needs activation values (data-dependent control flow): count with real "
@@ -138,6 +172,10 @@ def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None 
             raise ForwardError(f"the forward pass failed in {where}: {type(exc).__name__}: {first}{hint}",
                                module=module) from exc
         run.output = output
+    lost = tracer.lost_work(list(_unused(tracer)))
+    if lost is not None and ctx.strict:
+        raise UncountedWorkError(lost + "; count with strict=False to get the partial count with a warning")
+    tracer.notes.extend(n for n in (lost or tracer.export_note(),) if n)
     divisor = examples(tensors[0], probe, batch_dim=ctx.batch_dim, per_token=conv.per_token,
                        unbatched=tracer.unbatched, batch_size=ctx.batch_size)
     report = build_report(model, tracer, conv, divisor.count, tensors, output)
@@ -150,24 +188,24 @@ class _Run:
     output: Any = None
 
 
+def _unused(tracer: Tracer) -> list[str]:
+    return sorted(set(tracer.tensor_names.values()) - tracer.used_sources)
+
+
 @contextlib.contextmanager
 def _inference_run(model: torch.nn.Module, index: ModelIndex, tracer: Tracer) -> Iterator[_Run]:
-    """Eval mode, no grad, hooks, the modes, and a forked RNG; everything put back even when forward raises."""
-    modes = [(m, m.training) for _, m in index.modules]
-    pre = torch.nn.modules.module.register_module_forward_pre_hook(tracer.pre_hook)
-    post = torch.nn.modules.module.register_module_forward_hook(tracer.post_hook)
+    """Eval mode, no grad, this thread's module hooks, the modes, and a shared RNG state; the model is put
+    back (by the last count running on it) even when forward raises."""
     devices = [t.device.index or 0 for _, t in index.parameters if t.device.type == "cuda"][:1]
-    try:
-        for m, _ in modes:
-            m.training = False
-        with torch.random.fork_rng(devices=devices), torch.no_grad(), AttentionMode(tracer), tracer:
-            yield _Run()
-    finally:
-        pre.remove()
-        post.remove()
-        for m, training in modes:
-            m.training = training
-        tracer.restore()
+    with model_session(model, index) as session:
+        tracer.session = session
+        try:
+            for _, m in index.modules:
+                m.training = False
+            with shared_rng(devices), thread_hooks(tracer), torch.no_grad(), AttentionMode(tracer), tracer:
+                yield _Run()
+        finally:
+            tracer.restore()
 
 
 def precision_lookup(index: ModelIndex, bits: BitsSpec | None) -> Callable[[str], Precision | None]:

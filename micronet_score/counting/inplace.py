@@ -18,6 +18,7 @@ class InPlaceGuard:
 
     def _init_inplace(self) -> None:
         self.snapshots: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.session: Any = None  # a counting.session.ModelSession: shared snapshots, restored by the last count
         self._mutable: dict[Any, tuple[int, ...]] = {}  # operator -> positions of the arguments it writes
 
     def _protect_model_tensors(self, func: Any, args: tuple, kwargs: dict) -> None:
@@ -30,9 +31,13 @@ class InPlaceGuard:
         if not positions:
             return
         schema_args = func._schema.arguments
+        session = self.session
         for i in positions:
             value = args[i] if i < len(args) else kwargs.get(schema_args[i].name)
             for t in out_tensors(value):
+                if session is not None:  # also a write through an alias (weight.data.clamp_())
+                    session.before_write(t, self._model_tensors)
+                    continue
                 owner = self._model_tensors.get(id(t))
                 if owner is t and id(t) not in self.snapshots:
                     self.snapshots[id(t)] = (t, t.detach().clone())

@@ -25,13 +25,15 @@ def model_device_dtype(model: torch.nn.Module | ModelIndex) -> tuple[torch.devic
     return index.device_dtype()
 
 
-def prepare_inputs(model: torch.nn.Module | ModelIndex, inputs: InputsLike) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def prepare_inputs(model: torch.nn.Module | ModelIndex, inputs: InputsLike,
+                   placeholders: list[torch.Tensor] | None = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Positional and keyword arguments for ``model``.
 
     A shape (tuple/list of ints, torch.Size) becomes a random tensor of the model's floating dtype on its
     device (values drawn from a fixed seed without touching the global RNG); a tensor is one positional input;
     a tuple/list of tensors (or nested shapes) is the positional inputs; a dict is keyword inputs. Real inputs
-    given to a model on the meta device are moved to meta.
+    given to a model on the meta device are moved to meta. With ``placeholders`` (a list), a shape becomes a
+    meta tensor appended to it instead, drawn later only if needed (``counting.shape_inputs.materialize``).
     """
     device, dtype = model_device_dtype(model)
 
@@ -45,6 +47,9 @@ def prepare_inputs(model: torch.nn.Module | ModelIndex, inputs: InputsLike) -> t
                 raise InputError(f"{where}: a shape needs positive sizes, got {tuple(value)}")
             if device.type == "meta":
                 return torch.empty(tuple(value), dtype=dtype, device=device)
+            if placeholders is not None:  # counted on shapes; real values drawn only if the forward needs them
+                placeholders.append(torch.empty(tuple(value), dtype=dtype, device="meta"))
+                return placeholders[-1]
             generator = torch.Generator(device="cpu").manual_seed(0)
             return torch.randn(tuple(value), generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
         if isinstance(value, (int, float, bool, str)) or value is None:

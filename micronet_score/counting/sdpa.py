@@ -11,6 +11,7 @@ from torch.overrides import TorchFunctionMode
 
 from micronet_score.counting.costs.attention import attention_cost
 from micronet_score.counting.events import Event
+from micronet_score.counting.origin import VALUE_EXPORTS
 
 _ATTENTION = {F.scaled_dot_product_attention, torch._C._nn.scaled_dot_product_attention}
 
@@ -67,4 +68,6 @@ class AttentionMode(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in _ATTENTION:
             return self.tracer.attention(func, args, kwargs)
+        if func in VALUE_EXPORTS:  # input values leaving torch (counting.origin)
+            self.tracer.note_export(func, args)
         return func(*args, **kwargs)

@@ -80,6 +80,7 @@ class TaintTracking:
                 if info.bits is not None:
                     bits = info.bits if bits is None else max(bits, info.bits)
         if not sources:
+            self._note_constants(out)  # type: ignore[attr-defined]  (counting.origin)
             return
         fq = fake_quant(func)
         root = None

@@ -25,21 +25,22 @@ from micronet_score.counting.idmap import IdMap
 from micronet_score.counting.inplace import InPlaceGuard
 from micronet_score.counting.meta import MetaExecution
 from micronet_score.counting.model_index import ModelIndex
+from micronet_score.counting.origin import OriginTracking
 from micronet_score.counting.packed import PackedParams
 from micronet_score.counting.registry import CostEntry, OpCall, aten, fake_quant, is_free, lookup, op_name
 from micronet_score.counting.roles import operand_role, packed_role
 from micronet_score.counting.sdpa import AttentionMode, AttentionPath
 from micronet_score.counting.stored import StoredTensor, StoredTensors, canonical_name
 from micronet_score.counting.taint import TaintTracking
-from micronet_score.counting.walk import tensors_in
-from micronet_score.errors import CountingError, UnsupportedOpError
+from micronet_score.counting.walk import out_tensors, tensors_in
+from micronet_score.errors import ComplexTensorError, CountingError, MicronetError, UnsupportedOpError
 
 __all__ = ["AttentionMode", "BatchNormUse", "Event", "FoldTarget", "IdMap", "StoredTensor", "Tracer",
            "canonical_name"]
 
 
 class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams, MetaExecution, InPlaceGuard,
-             FoldBookkeeping, AttentionPath, TorchDispatchMode):
+             FoldBookkeeping, AttentionPath, OriginTracking, TorchDispatchMode):
     """Records costs of one forward pass. Use through :func:`micronet_score.count`."""
 
     cost_table: dict[Any, CostEntry] = {}  # this count's cost overrides (counting/overrides.py); never mutated
@@ -62,6 +63,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         self._init_taint()
         self._init_packed()
         self._init_inplace()
+        self._init_origin()
         self.events: list[Event] = []
         self.consumers: list[int] = []  # per event: how many costed operators read its output
         self.unsupported: dict[str, Counter[str]] = defaultdict(Counter)
@@ -84,7 +86,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
             out = func(*args, **kwargs)
         try:
             self._account(func, args, kwargs, tensors, out)
-        except UnsupportedOpError:
+        except MicronetError:
             raise
         except Exception as exc:  # our own bookkeeping failed: say so, do not blame the model
             raise CountingError(op_name(func), self.module, exc) from exc
@@ -92,6 +94,8 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
 
     def _account(self, func, args, kwargs, tensors, out) -> None:
         dep = self.dep
+        if self.exported:  # input values left torch: a tensor from nowhere brings them back
+            self._adopt_unknown(tensors)
         infos = [dep.get(t) for t in tensors]
         tainted = [i for i in infos if i is not None]
         if not tainted:
@@ -155,6 +159,13 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         return operand_role(func, args, t)
 
     def _costed(self, func, entry: CostEntry, args, kwargs, out, tensors, packed, module: str) -> int:
+        if any(t.is_complex() for t in tensors) or any(t.is_complex() for t in out_tensors(out)):
+            kind = self.module_types.get(module, "?")
+            where = f"module '{module}' ({kind})" if module else "the root module"
+            raise ComplexTensorError(
+                f"operator '{op_name(func)}' in {where} computes on complex tensors, which micronet-score does not "
+                "price (a complex multiply is 4 real multiplies and 2 adds); count a real-valued version of the "
+                "model (e.g. real and imaginary parts as separate channels)", module=module)
         call = OpCall(args, kwargs, out, self.channel_stats, self.is_static, self.unpack)
         cost = entry.fn(call)
         if cost.mult_bits is not None:

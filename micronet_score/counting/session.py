@@ -1,0 +1,194 @@
+"""Leaving the model exactly as it was, also when several threads count it at once.
+
+Counts of one model take turns (a lock per model): a forward that rewrites its own attributes (pruning hooks
+set ``module.weight`` at every call) would otherwise hand one thread's tensors to another's count. Counts of
+different models run at the same time. The first count of a model takes a snapshot of its module tree (parameters, buffers, submodules, hooks,
+training flags, ``requires_grad`` flags, what each parameter's ``.data`` is, plain attributes); every count
+of that model shares it, records the first write into each stored tensor (also through an alias such as
+``weight.data``), and the last count to finish puts everything back. torch's global RNG state is shared the
+same way: saved by the first running count of the process, restored by the last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from micronet_score.counting.model_index import ModelIndex
+
+_HOOK_DICTS = (
+    "_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs", "_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks",
+    "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks",
+)
+_TABLES = ("_parameters", "_buffers", "_modules", *_HOOK_DICTS)
+
+_LOCK = threading.RLock()
+_SESSIONS: dict[int, ModelSession] = {}
+_TURNS: dict[int, list[Any]] = {}  # id(model) -> [model, its lock (re-entrant: a count inside a forward), users]
+_RNG: list[Any] = [0, None]  # running counts in the process, saved RNG states
+
+
+class ModelSession:
+    """Everything one model must get back, shared by the counts running on it."""
+
+    def __init__(self, model: torch.nn.Module, index: ModelIndex) -> None:
+        self.model = model
+        self.users = 0
+        self.lock = threading.Lock()
+        self.modules = []
+        for _, m in index.modules:
+            tables = {name: dict(getattr(m, name)) for name in _TABLES if isinstance(getattr(m, name, None), dict)}
+            attrs = {k: v for k, v in vars(m).items() if k not in tables}
+            nonpersistent = set(getattr(m, "_non_persistent_buffers_set", ()))
+            self.modules.append((m, tables, attrs, nonpersistent))
+        self.tensors = []
+        seen: set[int] = set()
+        for _, m in index.modules:
+            for table in (m._parameters, m._buffers):
+                for t in table.values():
+                    if t is not None and id(t) not in seen:
+                        seen.add(id(t))
+                        self.tensors.append((t, t.requires_grad, t.data if _plain(t) else None))
+        self.writes: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # first write into a stored tensor
+        self._storage_owners: dict[int, torch.Tensor] | None = None
+
+    def before_write(self, t: torch.Tensor, model_tensors: dict[int, torch.Tensor]) -> None:
+        """``t`` is about to be written in place: keep a copy of the stored tensor it is or aliases."""
+        owner = model_tensors.get(id(t))
+        if owner is not t:
+            owner = self._aliased(t)
+            if owner is None:
+                return
+        if id(owner) in self.writes:
+            return
+        with self.lock:
+            if id(owner) not in self.writes:
+                self.writes[id(owner)] = (owner, owner.detach().clone())
+
+    def _aliased(self, t: torch.Tensor) -> torch.Tensor | None:
+        """The stored tensor whose memory ``t`` shares (``weight.data``, ``weight.detach()``), if any."""
+        if t.is_meta or not _plain(t):
+            return None
+        if self._storage_owners is None:
+            owners: dict[int, torch.Tensor] = {}
+            for s, _, _ in self.tensors:
+                ptr = _storage_ptr(s)
+                if ptr:
+                    owners.setdefault(ptr, s)
+            self._storage_owners = owners
+        ptr = _storage_ptr(t)
+        return self._storage_owners.get(ptr) if ptr else None
+
+    def restore(self) -> None:
+        """Put the module tree, its tensors' bindings, flags and values back."""
+        for m, tables, attrs, nonpersistent in self.modules:
+            for name, saved in tables.items():
+                current = getattr(m, name, None)
+                if isinstance(current, dict) and (current.keys() != saved.keys()
+                                                  or any(current[k] is not v for k, v in saved.items())):
+                    current.clear()
+                    current.update(saved)
+            state = vars(m)
+            for key in [k for k in state if k not in attrs and k not in tables]:
+                del state[key]
+            for key, value in attrs.items():
+                if state.get(key, _MISSING) is not value:
+                    state[key] = value
+            if hasattr(m, "_non_persistent_buffers_set") and m._non_persistent_buffers_set != nonpersistent:
+                m._non_persistent_buffers_set.clear()
+                m._non_persistent_buffers_set.update(nonpersistent)
+        with torch.no_grad():
+            for t, requires_grad, data in self.tensors:
+                if data is not None and (_storage_ptr(t) != _storage_ptr(data) or t.shape != data.shape
+                                         or t.dtype != data.dtype or t.device != data.device
+                                         or t.stride() != data.stride()):
+                    t.data = data
+                if t.requires_grad != requires_grad:
+                    t.requires_grad_(requires_grad)
+            for t, saved in self.writes.values():
+                if t.shape != saved.shape:  # an observer resized its buffer
+                    t.resize_(saved.shape)
+                t.copy_(saved)
+        self.writes.clear()
+
+
+_MISSING = object()
+
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter, getattr(torch.nn.parameter, "Buffer", torch.Tensor))
+
+
+def _plain(t: torch.Tensor) -> bool:
+    return type(t) in _PLAIN and not t.is_quantized and t.layout == torch.strided
+
+
+def _storage_ptr(t: torch.Tensor) -> int:
+    try:
+        return t.untyped_storage().data_ptr() if not t.is_meta else 0
+    except Exception:  # noqa: BLE001 - tensors without a storage (subclasses, sparse)
+        return 0
+
+
+@contextlib.contextmanager
+def model_session(model: torch.nn.Module, index: ModelIndex) -> Iterator[ModelSession]:
+    """The shared snapshot of ``model`` for one count, counts of one model taking turns; the last count to
+    leave restores the model."""
+    with _LOCK:
+        turn = _TURNS.get(id(model))
+        if turn is None or turn[0] is not model:
+            turn = _TURNS[id(model)] = [model, threading.RLock(), 0]
+        turn[2] += 1
+    try:
+        with turn[1], _session(model, index) as session:
+            yield session
+    finally:
+        with _LOCK:
+            turn[2] -= 1
+            if turn[2] == 0 and _TURNS.get(id(model)) is turn:
+                del _TURNS[id(model)]
+
+
+@contextlib.contextmanager
+def _session(model: torch.nn.Module, index: ModelIndex) -> Iterator[ModelSession]:
+    with _LOCK:
+        session = _SESSIONS.get(id(model))
+        if session is None or session.model is not model:
+            session = _SESSIONS[id(model)] = ModelSession(model, index)
+        session.users += 1
+    try:
+        yield session
+    finally:
+        with _LOCK:
+            session.users -= 1
+            last = session.users == 0
+            if last and _SESSIONS.get(id(model)) is session:
+                del _SESSIONS[id(model)]
+            if last:
+                session.restore()
+
+
+@contextlib.contextmanager
+def shared_rng(devices: list[int]) -> Iterator[None]:
+    """torch's RNG state (CPU and the given CUDA devices) saved by the first running count, restored by the
+    last, so concurrent counts cannot leave it advanced."""
+    with _LOCK:
+        if _RNG[0] == 0:
+            cuda = [(d, torch.cuda.get_rng_state(d)) for d in devices]
+            _RNG[1] = (torch.get_rng_state(), cuda)
+        _RNG[0] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _RNG[0] -= 1
+            if _RNG[0] == 0:
+                cpu, cuda = _RNG[1]
+                torch.set_rng_state(cpu)
+                for d, state in cuda:
+                    torch.cuda.set_rng_state(state, d)
+                _RNG[1] = None

@@ -1,0 +1,82 @@
+"""What count refuses, each with one clear line of the library's own error type (issue 12, item 9)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import micronet_score as ms
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    assert text.strip() and "\n" not in text and "\x1b" not in text, repr(text)
+    return text
+
+
+@pytest.mark.parametrize("x", [torch.zeros(0, 8), torch.zeros(0, 3, 8)])
+def test_a_batch_of_zero_examples(x):
+    with pytest.raises(ms.InputError, match="batch of 0 examples") as info:
+        ms.count(nn.Linear(8, 4), x)
+    _one_line(info.value)
+
+
+@pytest.mark.parametrize("kind", ["script", "freeze", "trace"])
+def test_torchscript_modules_are_refused(kind):
+    model = nn.Sequential(nn.Linear(8, 4), nn.ReLU()).eval()
+    if kind == "script":
+        scripted = torch.jit.script(model)
+    elif kind == "freeze":
+        scripted = torch.jit.freeze(torch.jit.script(model))
+    else:
+        scripted = torch.jit.trace(model, torch.randn(1, 8))
+    with pytest.raises(ms.InputError, match="TorchScript.*eager model") as info:
+        ms.count(scripted, (1, 8))
+    _one_line(info.value)
+
+
+class ComplexNet(nn.Module):
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.where = where
+
+    def forward(self, x):
+        if self.where == "fft":
+            return torch.fft.fft(self.fc(x)) * 2  # a complex multiply
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("case", ["input", "model", "fft"])
+def test_complex_tensors_are_refused(case):
+    model = ComplexNet(case)
+    x = torch.randn(2, 8)
+    if case in ("input", "model"):
+        x = x.to(torch.complex64)
+    if case == "model":
+        with pytest.warns(UserWarning):  # torch: complex modules are experimental
+            model = model.to(torch.complex64)
+    with pytest.raises(ms.ComplexTensorError, match="complex tensors") as info:
+        ms.count(model, x)
+    _one_line(info.value)
+    assert isinstance(info.value, ms.ForwardError)
+
+
+def test_complex_views_that_end_real_are_counted():
+    class RealParts(nn.Module):
+        def forward(self, x):
+            return torch.view_as_real(torch.complex(x, x)).relu()  # free view, then a real ReLU
+
+    report = ms.count(RealParts(), (1, 4))
+    assert report.mults == 8  # one comparison per real element: 4 values * (re, im)
+
+
+def test_ansi_escape_codes_never_reach_the_message():
+    class Colourful(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("\x1b[31mshape mismatch\x1b[0m in \x1b[1mlayer\x1b[0m\nsecond line")
+
+    with pytest.raises(ms.ForwardError, match="shape mismatch in layer") as info:
+        ms.count(Colourful(), (1, 4))
+    _one_line(info.value)
