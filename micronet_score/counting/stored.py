@@ -60,6 +60,7 @@ class StoredTensors:
         self._stats_cache: dict[Any, ChannelStats] = {}
         self._nonzeros: dict[Any, int] = {}  # stored-tensor key -> non-zeros, learnt from channel stats
         self._finite: dict[Any, bool] = {}
+        self._owners: dict[frozenset[str], str | bool] = {}  # sources -> their one owner, False when several
 
     def _key(self, t: torch.Tensor, info: Any) -> Any:
         if len(info.sources) == 1 and self.tensor_names.get(id(t)) in info.sources:
@@ -67,10 +68,11 @@ class StoredTensors:
         return (info.sources, tuple(t.shape), t.storage_offset() if not t.is_meta else 0, info.bits)
 
     def _owner(self, sources: frozenset[str]) -> str:
-        owners = {canonical_name(s).rpartition(".")[0] for s in sources}
-        if len(owners) == 1:
-            return owners.pop()
-        return self.module
+        owner = self._owners.get(sources)
+        if owner is None:  # worked out once per set of sources
+            owners = {canonical_name(s).rpartition(".")[0] for s in sources}
+            owner = self._owners[sources] = owners.pop() if len(owners) == 1 else False
+        return self.module if owner is False else owner
 
     def _label(self, t: torch.Tensor, info: Any) -> str:
         """The stored tensor's name as a user knows it: ``conv.weight`` for ``conv.weight_orig * mask`` or a

@@ -45,6 +45,7 @@ class TaintTracking:
         self.dep = IdMap()
         self.static = IdMap()
         self.inputs = IdMap()  # the user's input tensors (value: True)
+        self._own_static: dict[str, Static] = {}  # a model tensor's name -> its Static
         self.unbatched = False
 
     def mark_input(self, t: torch.Tensor) -> None:
@@ -55,7 +56,10 @@ class TaintTracking:
     def _static_info(self, t: torch.Tensor) -> Static | None:
         name = self.tensor_names.get(id(t))
         if name is not None and self._model_tensors.get(id(t)) is t:
-            return Static(frozenset((name,)), None)
+            info = self._own_static.get(name)
+            if info is None:  # one Static per stored tensor, not one per lookup
+                info = self._own_static[name] = Static(frozenset((name,)), None)
+            return info
         return self.static.get(t)
 
     def is_static(self, t: torch.Tensor) -> bool:
