@@ -182,11 +182,14 @@ def _block_options(mask: torch.Tensor) -> list[SparseOption]:
 
 
 def probe(t: torch.Tensor) -> tuple[bool, bool]:
-    """(no zero in ``t``, no NaN/Inf in ``t``) from two reads and no temporary: a count of non-zeros (fast on
-    dense weights, the common case) and the finiteness sum."""
+    """(no zero in ``t``, no NaN/Inf in ``t``) from two reads and no temporary: "all non-zero" (numpy's
+    vectorised ``all``, else a count of non-zeros) and the finiteness sum."""
     if t.numel() == 0:
         return True, True
     finite = is_finite(t)
+    array = _numpy_view(t)
+    if array is not None:  # NaN counts as non-zero and -0.0 as zero, as with t != 0
+        return bool(array.all()), finite
     if t.numel() <= 1 << 16:
         return bool(torch.count_nonzero(t) == t.numel()), finite
     # a sample first: on a pruned weight torch.count_nonzero is slow (unpredictable branches), and a zero in
@@ -195,6 +198,19 @@ def probe(t: torch.Tensor) -> tuple[bool, bool]:
     if bool(torch.count_nonzero(head) != head.numel()):
         return False, finite
     return bool(torch.count_nonzero(t) == t.numel()), finite
+
+
+_NUMPY_DTYPES = {torch.float32, torch.float64, torch.float16, torch.int8, torch.uint8, torch.int16, torch.int32,
+                 torch.int64, torch.bool}
+
+
+def _numpy_view(t: torch.Tensor) -> Any:
+    """``t`` as a numpy array sharing its memory (plain CPU tensors of numpy's dtypes), else None. numpy's
+    ``all`` reads a float weight about twice as fast as ``torch.count_nonzero``."""
+    if (type(t) not in (torch.Tensor, torch.nn.Parameter) or t.device.type != "cpu" or t.layout != torch.strided
+            or t.dtype not in _NUMPY_DTYPES or t.is_conj() or t.is_neg()):
+        return None
+    return t.detach().numpy()
 
 
 def is_finite(t: torch.Tensor) -> bool:
