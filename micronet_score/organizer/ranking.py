@@ -186,10 +186,11 @@ def _fingerprint(path: Path) -> list[tuple[str, int, int]]:
 
 
 def rank(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows ordered by score (lower is better), scored rows first; ranks 1, 2, ... over every scored row
-    (published rows included); failed entries last, without a rank."""
+    """Rows ordered by score (lower is better): entries that meet the accuracy threshold (or have none) first,
+    then those below it (as the challenge placed only qualifying entries), each by score; ranks 1, 2, ... over
+    every scored row (published rows included); failed entries last, without a rank."""
     scored = sorted((r for r in rows if r.get("error") is None and r.get("score") is not None),
-                    key=lambda r: (r["score"], not r.get("passed", True), str(r.get("name"))))
+                    key=lambda r: (r.get("passed") is False, r["score"], str(r.get("name"))))
     failed = sorted((r for r in rows if r.get("error") is not None or r.get("score") is None),
                     key=lambda r: str(r.get("name")))
     out = []

@@ -117,8 +117,14 @@ def test_against_the_published_field(challenge, tmp_path):
     assert len(board.rows) == 31 and sum(bool(r["published"]) for r in board.rows) == 30
     ranks = [r["rank"] for r in board.rows]
     assert ranks == list(range(1, 32))
-    scores = [r["score"] for r in board.rows]
-    assert scores == sorted(scores)
+    # entries below the threshold ("zero", a constant model, is below 80%) are placed after every qualifying
+    # one, whatever their score: only entries that meet the threshold compete for the top ranks
+    below = [r["passed"] is False for r in board.rows]
+    assert below == sorted(below)
+    assert next(r for r in board.rows if r["name"] == "zero")["passed"] is False
+    for group in (False, True):
+        scores = [r["score"] for r, b in zip(board.rows, below) if b is group]
+        assert scores == sorted(scores)
     assert "(published)" in (tmp_path / "b" / "leaderboard.md").read_text()
 
 
