@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from types import BuiltinFunctionType
 from typing import Any
 
 import torch
@@ -70,4 +71,26 @@ class AttentionMode(TorchFunctionMode):
             return self.tracer.attention(func, args, kwargs)
         if func in VALUE_EXPORTS:  # input values leaving torch (counting.origin)
             self.tracer.note_export(func, args)
+        if getattr(func, "__name__", None) in _RECURRENT and isinstance(func, BuiltinFunctionType):
+            for t in _recurrent_state(args):
+                self.tracer.mark_recurrent_state(t)
         return func(*args, **kwargs)
+
+
+# torch._VF's recurrent functions: their hidden state (hx) is what the previous step computed from the inputs,
+# even when nn.GRU/nn.RNN/nn.LSTM create it as zeros inside forward (spec section 3: the recurrent state is an
+# input, the steady state rather than an all-zero first step).
+_RECURRENT = frozenset({"lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell", "rnn_tanh_cell",
+                        "rnn_relu_cell"})
+
+
+def _recurrent_state(args: tuple) -> list[torch.Tensor]:
+    """The hidden-state tensors of a recurrent call: argument 1 (``input`` overloads and cells), or argument 2
+    after the integer ``batch_sizes`` of the packed-sequence (``data``) overloads."""
+    if len(args) < 2:
+        return []
+    hx = args[1]
+    if isinstance(hx, torch.Tensor) and not hx.is_floating_point() and len(args) > 2:
+        hx = args[2]
+    items = hx if isinstance(hx, (tuple, list)) else (hx,)
+    return [t for t in items if isinstance(t, torch.Tensor) and t.is_floating_point()]

@@ -53,6 +53,13 @@ class TaintTracking:
         self.dep[t] = (-1, None)
         self.inputs.add(t)
 
+    def mark_recurrent_state(self, t: torch.Tensor) -> None:
+        """``t`` is a recurrent layer's hidden state: an input of each step (spec section 3), unless it is a stored
+        model tensor (a learned initial state) or already depends on the inputs."""
+        if t in self.dep or id(t) in self.tensor_names:
+            return
+        self.mark_input(t)
+
     def _static_info(self, t: torch.Tensor) -> Static | None:
         name = self.tensor_names.get(id(t))
         if name is not None and self._model_tensors.get(id(t)) is t:

@@ -73,9 +73,7 @@ def test_lstm_step_without_mkldnn_decomposes_to_the_same_count():
     assert counts(model, (x, lstm_state()), mkldnn=False) == (392, *LSTM_STEP)
 
 
-@pytest.mark.xfail(strict=True, reason="tracer: a zero initial state created inside nn.LSTM.forward is not an "
-                   "input, so W_hh @ h0 + b_hh is priced as weight preprocessing (free, and stored as a phantom "
-                   "tensor) instead of a per-step product; needs the tracer to mark the recurrent state as input")
+# The zero initial state nn.LSTM creates inside forward is the recurrent state: an input of the step (spec 3).
 def test_lstm_step_without_mkldnn_and_without_state():
     model = nn.LSTM(I, H, batch_first=True)
     assert counts(model, torch.randn(1, 1, I), mkldnn=False) == (392, *LSTM_STEP)
@@ -129,8 +127,7 @@ def test_gru_without_biases():
     assert counts(model, (torch.randn(1, 1, I), torch.randn(1, 1, H))) == (252, 301, 259)
 
 
-@pytest.mark.xfail(strict=True, reason="tracer: GRU/RNN always decompose on CPU; without an explicit state the "
-                   "zero h0 is not an input, so W_hh h0 is priced as free preprocessing (see the LSTM case)")
+# GRU/RNN always decompose on CPU; the zero h0 they create is still the step's input (W_hh h0 is costed).
 def test_gru_step_without_state():
     assert counts(nn.GRU(I, H, batch_first=True), torch.randn(1, 1, I)) == (294, *GRU_STEP)
 
