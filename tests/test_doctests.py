@@ -14,6 +14,14 @@ MODULES = [
     "micronet_score.models",
     "micronet_score.api",
     "micronet_score.cross_check",
+    "micronet_score.convention",
+    "micronet_score.counting.storage",
+    "micronet_score.counting.leaf_profile",
+    "micronet_score.counting.roles",
+    "micronet_score.counting.overrides",
+    "micronet_score.counting.leaf_report",
+    "micronet_score.counting.examples",
+    "micronet_score.rules.formulas",
 ]
 
 
