@@ -27,7 +27,6 @@ from micronet_score.cli_common import (  # noqa: F401  (re-exported: the CLI's h
     CliError,
     describe_run,
     get_rules,
-    load_factory,
     parse_accuracy,
     parse_kwargs,
     parse_shape,

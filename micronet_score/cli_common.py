@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib
-import importlib.util
 import re
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,55 +44,18 @@ def parse_kwargs(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def load_factory(spec: str) -> Callable[..., Any]:
-    """``pkg.module:factory`` or ``path/to/file.py:factory`` -> the callable."""
-    target, sep, attr = spec.rpartition(":")
-    if not sep or not target or not attr:
-        raise CliError(f"{spec!r} is neither a zoo model (see `micronet-score models`) nor module:factory")
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_file():
-            raise CliError(f"no file {target!r} (from {spec!r})")
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
-        assert module_spec is not None and module_spec.loader is not None
-        module = importlib.util.module_from_spec(module_spec)
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
-            raise CliError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
-    else:
-        if str(Path.cwd()) not in sys.path:
-            sys.path.insert(0, str(Path.cwd()))
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise CliError(f"cannot import module {target!r} (from {spec!r}): {exc}") from exc
-        except Exception as exc:
-            raise CliError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from exc
-    factory = getattr(module, attr, None)
-    if factory is None or not callable(factory):
-        raise CliError(f"module {target!r} has no callable {attr!r}")
-    return factory
-
-
 def resolve_model(name: str, kwargs: dict[str, Any]) -> tuple[torch.nn.Module, Any]:
-    """A zoo name or module:factory -> (model, default inputs: a shape, the model's example inputs, or None)."""
+    """A zoo name, ``pkg.module:factory`` or ``path/to/file.py:factory`` -> (model, default inputs: a shape, the
+    model's example inputs, or None); the same resolution as a leaderboard entry's ``model``."""
     from micronet_score import models
+    from micronet_score.organizer.builders import build_model
+    from micronet_score.organizer.errors import SubmissionError
 
-    if name in models.names():
-        try:
-            model = models.build(name, **kwargs)
-            return model, models.example_inputs(name, model)
-        except (TypeError, ValueError) as exc:
-            raise CliError(f"building {name!r} failed: {exc}") from exc
-    factory = load_factory(name)
     try:
-        model = factory(**kwargs)
-    except Exception as exc:
-        raise CliError(f"{name} raised {type(exc).__name__}: {exc}") from exc
-    if not isinstance(model, torch.nn.Module):
-        raise CliError(f"{name} returned {type(model).__name__}, not a torch.nn.Module")
-    return model, None
+        model = build_model(name, kwargs, Path.cwd())
+    except SubmissionError as exc:
+        raise CliError(str(exc)) from None
+    return model, (models.example_inputs(name, model) if name in models.names() else None)
 
 
 def parse_accuracy(text: str) -> float | tuple[int, int]:

@@ -62,7 +62,9 @@ def _import(target: str, base: Path) -> Any:
     except SubmissionError:
         raise
     except ImportError as exc:
-        raise SubmissionError(f"cannot import {target!r}: {exc}") from None
+        if target.endswith(".py"):  # the file itself failed while importing
+            raise SubmissionError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from None
+        raise SubmissionError(f"cannot import module {target!r}: {exc}") from None
     except Exception as exc:
         raise SubmissionError(f"importing {target!r} failed: {type(exc).__name__}: {exc}") from None
 
