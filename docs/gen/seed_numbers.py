@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import importlib.util
 import io
 import pickle
@@ -29,6 +28,9 @@ import torch
 from torch import nn
 
 import micronet_score as ms
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _sync import write_or_check  # noqa: E402  (the helper next to this file)
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).resolve().parent / "snippets"
@@ -116,22 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare with the files instead of writing them")
     args = parser.parse_args(argv)
-    stale = []
-    for name, text in generate(None if args.check else IMAGE).items():
-        path = OUT / name
-        if args.check:
-            current = path.read_text(encoding="utf-8") if path.exists() else ""
-            if current != text:
-                stale.append(name)
-                sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), text.splitlines(True),
-                                                           f"{path} (checked in)", f"{path} (generated)"))
-        else:
-            OUT.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-    if stale:
-        print(f"stale seed tutorial snippets: {', '.join(stale)}; run: python docs/gen/seed_numbers.py")
-        return 1
-    return 0
+    return write_or_check(generate(None if args.check else IMAGE), OUT, check=args.check, command="python docs/gen/seed_numbers.py")
 
 
 if __name__ == "__main__":
