@@ -652,3 +652,13 @@ def bits_option(model: nn.Module, value, by_name: bool):
     if value is None:
         return None
     return {"": value} if by_name else {nn.Module: value}
+
+
+def assert_closed_forms(report, e) -> None:
+    """A report's mults, adds, params and non-zeros, whole net and per conv/linear layer, equal the closed forms
+    ``e = expected(spec)``."""
+    assert (report.mults, report.adds) == (e.mults, e.adds)
+    assert (report.params, report.nonzero_params) == (e.params, e.nonzero_params)
+    for name, (mults, adds) in e.layers.items():
+        row = report.layer(name)
+        assert (row.mults, row.adds) == (mults, adds), name
