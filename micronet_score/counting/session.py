@@ -12,6 +12,7 @@ same way: saved by the first running count of the process, restored by the last.
 from __future__ import annotations
 
 import contextlib
+import operator
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -40,12 +41,23 @@ class ModelSession:
         self.model = model
         self.users = 0
         self.lock = threading.Lock()
+        # per module: the module, a copy of its __dict__, copies of its non-empty tables (parameters, buffers,
+        # submodules, hooks), the names of its empty tables, its non-persistent buffer names. Plain dict copies
+        # (C loops): the snapshot is taken before every count.
         self.modules = []
         for _, m in index.modules:
-            tables = {name: dict(getattr(m, name)) for name in _TABLES if isinstance(getattr(m, name, None), dict)}
-            attrs = {k: v for k, v in vars(m).items() if k not in tables}
-            nonpersistent = set(getattr(m, "_non_persistent_buffers_set", ()))
-            self.modules.append((m, tables, attrs, nonpersistent))
+            state = m.__dict__
+            tables, empty = {}, []
+            for name in _TABLES:
+                table = state.get(name)
+                if type(table) is dict or isinstance(table, dict):
+                    if table:
+                        tables[name] = table.copy()
+                    else:
+                        empty.append(name)
+            nonpersistent = state.get("_non_persistent_buffers_set")
+            self.modules.append((m, state.copy(), tables, tuple(empty),
+                                 set(nonpersistent) if nonpersistent else None))
         self.tensors = []
         seen: set[int] = set()
         for _, m in index.modules:
@@ -86,27 +98,30 @@ class ModelSession:
 
     def restore(self) -> None:
         """Put the module tree, its tensors' bindings, flags and values back."""
-        for m, tables, attrs, nonpersistent in self.modules:
+        for m, attrs, tables, empty, nonpersistent in self.modules:
+            state = m.__dict__
+            if not _same(state, attrs):
+                for key in [k for k in state if k not in attrs]:
+                    del state[key]
+                for key, value in attrs.items():
+                    if state.get(key, _MISSING) is not value:
+                        state[key] = value
             for name, saved in tables.items():
-                current = getattr(m, name, None)
-                if isinstance(current, dict) and (current.keys() != saved.keys()
-                                                  or any(current[k] is not v for k, v in saved.items())):
+                current = state[name]
+                if not _same(current, saved):
                     current.clear()
                     current.update(saved)
-            state = vars(m)
-            for key in [k for k in state if k not in attrs and k not in tables]:
-                del state[key]
-            for key, value in attrs.items():
-                if state.get(key, _MISSING) is not value:
-                    state[key] = value
-            if hasattr(m, "_non_persistent_buffers_set") and m._non_persistent_buffers_set != nonpersistent:
-                m._non_persistent_buffers_set.clear()
-                m._non_persistent_buffers_set.update(nonpersistent)
+            for name in empty:
+                current = state[name]
+                if current:
+                    current.clear()
+            current = state.get("_non_persistent_buffers_set")
+            if current is not None and current != (nonpersistent or set()):
+                current.clear()
+                current.update(nonpersistent or ())
         with torch.no_grad():
             for t, requires_grad, data in self.tensors:
-                if data is not None and (_storage_ptr(t) != _storage_ptr(data) or t.shape != data.shape
-                                         or t.dtype != data.dtype or t.device != data.device
-                                         or t.stride() != data.stride()):
+                if data is not None and not _same_data(t, data):
                     t.data = data
                 if t.requires_grad != requires_grad:
                     t.requires_grad_(requires_grad)
@@ -120,11 +135,26 @@ class ModelSession:
 _MISSING = object()
 
 
+def _same(current: dict, saved: dict) -> bool:
+    """True when ``current`` holds exactly the keys and objects of ``saved`` (identity, in C loops)."""
+    return len(current) == len(saved) and current.keys() == saved.keys() and \
+        all(map(operator.is_, current.values(), saved.values()))
+
+
 _PLAIN = (torch.Tensor, torch.nn.Parameter, getattr(torch.nn.parameter, "Buffer", torch.Tensor))
 
 
 def _plain(t: torch.Tensor) -> bool:
     return type(t) in _PLAIN and not t.is_quantized and t.layout == torch.strided
+
+
+def _same_data(t: torch.Tensor, data: torch.Tensor) -> bool:
+    """True when ``t`` still holds the memory, shape and strides its ``.data`` had in the snapshot."""
+    if t.dtype != data.dtype or t.device != data.device:
+        return False
+    if t.is_meta:
+        return t.shape == data.shape and t.stride() == data.stride()
+    return t.is_set_to(data)
 
 
 def _storage_ptr(t: torch.Tensor) -> int:

@@ -11,7 +11,7 @@ taint tracking (``taint``), stored tensors (``stored``), bit sources (``bit_sour
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -27,7 +27,16 @@ from micronet_score.counting.meta import MetaExecution
 from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.origin import OriginTracking
 from micronet_score.counting.packed import PackedParams
-from micronet_score.counting.registry import CostEntry, OpCall, aten, fake_quant, is_free, lookup, op_name
+from micronet_score.counting.registry import (
+    CostEntry,
+    FakeQuantEntry,
+    OpCall,
+    aten,
+    fake_quant,
+    is_free,
+    lookup,
+    op_name,
+)
 from micronet_score.counting.roles import operand_role, packed_role
 from micronet_score.counting.sdpa import AttentionMode, AttentionPath
 from micronet_score.counting.stored import StoredTensor, StoredTensors, canonical_name
@@ -37,6 +46,17 @@ from micronet_score.errors import ComplexTensorError, CountingError, MicronetErr
 
 __all__ = ["AttentionMode", "BatchNormUse", "Event", "FoldTarget", "IdMap", "StoredTensor", "Tracer",
            "canonical_name"]
+
+
+class OpInfo(NamedTuple):
+    """What the tracer needs to know about one operator overload, looked up once per count."""
+
+    packet: Any
+    name: str
+    entry: CostEntry | None  # this count's cost (overrides first), None when it has none
+    fake_quant: FakeQuantEntry | None
+    free: bool
+    writes: tuple[int, ...]  # positions of the arguments it writes into (in-place and out= operators)
 
 
 class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams, MetaExecution, InPlaceGuard,
@@ -68,50 +88,66 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         self.consumers: list[int] = []  # per event: how many costed operators read its output
         self.unsupported: dict[str, Counter[str]] = defaultdict(Counter)
         self.activation_widths: set[int] = set()
+        self._ops: dict[Any, OpInfo] = {}
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # torch would wrap __torch_dispatch__ in torch._disable_dynamo: two frames per operator
+
+    def _op_info(self, func: Any) -> OpInfo:
+        packet = func.overloadpacket
+        writes = tuple(i for i, a in enumerate(func._schema.arguments)
+                       if a.alias_info is not None and a.alias_info.is_write)
+        self._mutable[func] = writes
+        info = OpInfo(packet, op_name(func), self.cost_table.get(packet) or lookup(packet), fake_quant(packet),
+                      is_free(packet), writes)
+        self._ops[func] = info
+        return info
 
     # ----------------------------------------------------------------- the dispatch hook
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        op = self._ops.get(func) or self._op_info(func)
         tensors = tensors_in(args, kwargs)
-        self._protect_model_tensors(func, args, kwargs)
+        if op.writes:
+            self._protect_model_tensors(func, args, kwargs)
         if self._suppress:
             if self.shapes_only or (tensors and all(t.is_meta for t in tensors)):
                 return self._run_meta(func, self._meta(args), self._meta(kwargs))
             return func(*args, **kwargs)
-        if self.shapes_only and any(t in self.dep for t in tensors):
+        get = self.dep.get
+        infos = [get(t) for t in tensors]  # per tensor: (producer, bits) when it depends on the inputs
+        if self.shapes_only and any(i is not None for i in infos):
             out = self._run_meta(func, self._meta(args), self._meta(kwargs))
         elif tensors and all(t.is_meta for t in tensors):
             out = self._run_meta(func, args, kwargs)
         else:
             out = func(*args, **kwargs)
         try:
-            self._account(func, args, kwargs, tensors, out)
+            self._account(func, op, args, kwargs, tensors, infos, out)
         except MicronetError:
             raise
         except Exception as exc:  # our own bookkeeping failed: say so, do not blame the model
-            raise CountingError(op_name(func), self.module, exc) from exc
+            raise CountingError(op.name, self.module, exc) from exc
         return out
 
-    def _account(self, func, args, kwargs, tensors, out) -> None:
+    def _account(self, func, op: OpInfo, args, kwargs, tensors, infos, out) -> None:
         dep = self.dep
         if self.exported:  # input values left torch: a tensor from nowhere brings them back
             self._adopt_unknown(tensors)
-        infos = [dep.get(t) for t in tensors]
+            infos = [dep.get(t) for t in tensors]
         tainted = [i for i in infos if i is not None]
         if not tainted:
             self._static_op(func, args, tensors, out)
             return
         module = self.stack[-1]
-        packet = func.overloadpacket
-        entry = self.cost_table.get(packet) or lookup(packet)  # this count's overrides first
-        fq = fake_quant(packet)
-        if entry is None and fq is None and not is_free(packet):
-            name = op_name(func)
+        entry, fq = op.entry, op.fake_quant
+        if entry is None and fq is None and not op.free:
             if self.strict:
-                raise UnsupportedOpError(name, module)
-            self.unsupported[module][name] += 1
+                raise UnsupportedOpError(op.name, module)
+            self.unsupported[module][op.name] += 1
         statics = [t for t, i in zip(tensors, infos) if i is None]
-        packed = self.unpack_args(func, args)
+        packed = self.unpack_args(func, args) if self._has_packed(args) else ()
         for weight, bias in packed:
             statics.append(weight)
             tensors.append(weight)
@@ -120,7 +156,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
                 tensors.append(bias)
         producer = -1
         if entry is not None:
-            producer = self._costed(func, entry, args, kwargs, out, tensors, packed, module)
+            producer = self._costed(func, op, entry, args, kwargs, out, tensors, packed, module)
         if fq is not None:
             for t in statics:  # scale, zero point, observer state: the format's metadata, not stored values
                 info = self._static_info(t)
@@ -131,24 +167,35 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
                 info = self._static_info(t)
                 if info is not None and info.sources:
                     self._register_stored(t, info, *self._role(func, args, t, packed))
-        bits = self._output_bits(packet, tensors, tainted, entry, fq, args)
-        producers = {i[0] for i in tainted}
-        if packet is aten.unsqueeze and tainted[0][0] == -1 and args[1] == 0 and tensors[0] in self.inputs:
+        bits = self._output_bits(op.packet, tensors, tainted, entry, fq, args)
+        if op.packet is aten.unsqueeze and tainted[0][0] == -1 and args[1] == 0 and tensors[0] in self.inputs:
             self.unbatched = True  # the model batches its own input: each input is one example
         if entry is None and len(tainted) == 1:
             producer = tainted[0][0]  # a view or copy keeps pointing at the real producer
         else:
-            for p in producers:
+            consumers = self.consumers
+            for p in {i[0] for i in tainted}:
                 if p >= 0:
-                    self.consumers[p] += 1
-        self._mark(out, producer, bits)
-        if statics and self._mutable.get(func):
+                    consumers[p] += 1
+        if isinstance(out, torch.Tensor):
+            dep[out] = (producer, bits)
+        else:
+            self._mark(out, producer, bits)
+        if statics and op.writes:
             for t in statics:  # in-place writes of input-dependent values into another tensor
                 if self._written(func, t, args, kwargs):
                     dep[t] = (producer, bits)
                     base = getattr(t, "_base", None)
                     if base is not None:
                         dep[base] = (producer, bits)
+
+    @staticmethod
+    def _has_packed(args: tuple) -> bool:
+        """True when an argument is a ScriptObject (torch.ao packed parameters among them)."""
+        for a in args:
+            if isinstance(a, torch.ScriptObject):
+                return True
+        return False
 
     @staticmethod
     def _role(func, args, t, packed) -> tuple[str | None, str]:
@@ -158,12 +205,12 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
                 return packed_role(t is weight)
         return operand_role(func, args, t)
 
-    def _costed(self, func, entry: CostEntry, args, kwargs, out, tensors, packed, module: str) -> int:
+    def _costed(self, func, op: OpInfo, entry: CostEntry, args, kwargs, out, tensors, packed, module: str) -> int:
         if any(t.is_complex() for t in tensors) or any(t.is_complex() for t in out_tensors(out)):
             kind = self.module_types.get(module, "?")
             where = f"module '{module}' ({kind})" if module else "the root module"
             raise ComplexTensorError(
-                f"operator '{op_name(func)}' in {where} computes on complex tensors, which micronet-score does not "
+                f"operator '{op.name}' in {where} computes on complex tensors, which micronet-score does not "
                 "price (a complex multiply is 4 real multiplies and 2 adds); count a real-valued version of the "
                 "model (e.g. real and imaginary parts as separate channels)", module=module)
         call = OpCall(args, kwargs, out, self.channel_stats, self.is_static, self.unpack)
@@ -179,7 +226,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
             operands = [*operands, *(w for w, _ in packed)]
             mult_bits = max((self.tensor_bits(t, module) for t in operands), default=32)
         self._note_quantized_inputs(tensors, module)
-        event = Event(module, op_name(func), int(cost.mults), int(cost.adds), mult_bits)
+        event = Event(module, op.name, int(cost.mults), int(cost.adds), mult_bits)
         if entry.kind in ("conv", "linear"):
             event.fold = self._fold_target(entry.kind, args, out, module)
         elif entry.kind == "batchnorm":
