@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from micronet_score.convention import SPARSE_FORMATS, ConventionError, StoragePolicy
@@ -182,22 +183,52 @@ def _block_options(mask: torch.Tensor) -> list[SparseOption]:
 
 
 def probe(t: torch.Tensor) -> tuple[bool, bool]:
-    """(no zero in ``t``, no NaN/Inf in ``t``) from two reads and no temporary: "all non-zero" (numpy's
-    vectorised ``all``, else a count of non-zeros) and the finiteness sum."""
-    if t.numel() == 0:
+    """(no zero in ``t``, no NaN/Inf in ``t``), reading ``t`` as few times as possible and allocating nothing
+    of its size. Small CPU tensors go through numpy (a torch kernel launch costs more than the work); large
+    float32 weights through three reductions that each run at memory speed (see :func:`_probe_float32`)."""
+    numel = t.numel()
+    if numel == 0:
         return True, True
-    finite = is_finite(t)
     array = _numpy_view(t)
     if array is not None:  # NaN counts as non-zero and -0.0 as zero, as with t != 0
-        return bool(array.all()), finite
-    if t.numel() <= 1 << 16:
-        return bool(torch.count_nonzero(t) == t.numel()), finite
+        if numel <= _SMALL:
+            return bool(array.all()), _finite_array(array)
+        if array.dtype == np.float32 and array.flags.c_contiguous:
+            return _probe_float32(t, array)
+        return bool(array.all()), is_finite(t)
+    finite = is_finite(t)
+    if numel <= 1 << 16:
+        return bool(torch.count_nonzero(t) == numel), finite
     # a sample first: on a pruned weight torch.count_nonzero is slow (unpredictable branches), and a zero in
     # the first slice already says "not dense"
     head = t.reshape(-1)[: 1 << 16]
     if bool(torch.count_nonzero(head) != head.numel()):
         return False, finite
-    return bool(torch.count_nonzero(t) == t.numel()), finite
+    return bool(torch.count_nonzero(t) == numel), finite
+
+
+_SMALL = 1 << 14  # up to this many values, numpy's loops beat a torch kernel launch
+
+
+def _probe_float32(t: torch.Tensor, array: Any) -> tuple[bool, bool]:
+    """Zeros and finiteness of a contiguous float32 CPU tensor from its bit patterns, with no temporary:
+
+    - +0.0 is the bit pattern 0, the smallest value of the bits read as unsigned 32-bit integers;
+    - -0.0 is 0x80000000, the smallest value of the bits read as signed 32-bit integers;
+    - the dot product of ``t`` with itself is finite when every value is (a NaN or Inf makes it NaN or Inf);
+      when it is not (also when large finite values overflow it) an exact check decides.
+    """
+    zero_free = int(np.minimum.reduce(array.reshape(-1).view(np.uint32))) != 0 and \
+        int(torch.amin(t.detach().view(torch.int32))) != -(1 << 31)
+    flat = t.detach().reshape(-1)
+    finite = bool(torch.isfinite(torch.dot(flat, flat))) or bool(torch.isfinite(flat).all())
+    return zero_free, finite
+
+
+def _finite_array(array: Any) -> bool:
+    if array.dtype.kind != "f":
+        return True
+    return bool(np.isfinite(array).all())
 
 
 _NUMPY_DTYPES = {torch.float32, torch.float64, torch.float16, torch.int8, torch.uint8, torch.int16, torch.int32,
@@ -217,6 +248,10 @@ def is_finite(t: torch.Tensor) -> bool:
     """No NaN or Inf in ``t``: one fast sum, with an exact check only when the sum is not finite."""
     if not t.is_floating_point() or t.numel() == 0:
         return True
+    if t.numel() <= _SMALL:
+        array = _numpy_view(t)
+        if array is not None:
+            return _finite_array(array)
     if bool(torch.isfinite(t.sum(dtype=torch.float32))):
         return True
     return bool(torch.isfinite(t).all())
@@ -230,9 +265,15 @@ def count_nonzero(t: torch.Tensor, dim: int | None = None, finite: bool = True) 
     temporary as large as the weight. Falls back to the exact comparison when ``t`` holds NaN (torch's
     sign(NaN) is 0, yet NaN is not zero).
     """
+    small = _numpy_view(t) if t.numel() <= _SMALL else None
     if dim is None:
+        if small is not None:
+            return int(np.count_nonzero(small))
         return int(count_nonzero(t.reshape(1, -1) if t.dim() else t.reshape(1, 1), 0, finite).sum())
     matrix = t.movedim(dim, 0).reshape(t.shape[dim], -1) if t.dim() > 1 else t.reshape(-1, 1)
+    if small is not None:  # numpy: NaN counts as non-zero, -0.0 as zero (as t != 0)
+        return torch.from_numpy(np.count_nonzero(_numpy_view(matrix).reshape(matrix.shape), axis=1)
+                                .astype(np.int64))
     rows, length = matrix.shape
     exact = torch.float64 if length >= 2**24 else torch.float32
     branch_free = finite and (t.is_floating_point() or t.dtype in _INTEGER)
