@@ -44,6 +44,14 @@ class MetaExecution:
 
     _run_meta = staticmethod(run_meta)
 
+    def _run_shapes(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """``func`` on the meta device. An operator of the shape table that reads only shapes and dtypes takes
+        its arguments as they are (no weight converted); any other gets meta copies."""
+        fn = shapes.pure(func)
+        if fn is not None:
+            return fn(*args, **kwargs)
+        return run_meta(func, self._meta(args), self._meta(kwargs))
+
     def _meta(self, value: Any) -> Any:
         """``value`` with every tensor on the meta device (weights converted once and cached)."""
         if isinstance(value, torch.Tensor):

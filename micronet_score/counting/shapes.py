@@ -336,6 +336,14 @@ for _name in ("fake_quantize_per_tensor_affine_cachemask", "fake_quantize_per_ch
             SHAPES[getattr(_packet, _overload)] = _fake_quant_with_mask
 
 
+def pure(func: Any) -> ShapeFn | None:
+    """The table's function for ``func`` when it reads only its arguments' shapes and dtypes and returns new
+    meta tensors, so real tensors (weights) may be passed as they are; None for in-place operators and
+    operators the table does not list."""
+    fn = SHAPES.get(func) if ENABLED else None
+    return None if fn is _inplace else fn
+
+
 def compute(func: Any, args: tuple, kwargs: dict) -> Any:
     """The output of ``func`` on meta ``args`` from the table, or NotImplemented."""
     fn = SHAPES.get(func)

@@ -113,12 +113,12 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
             self._protect_model_tensors(func, args, kwargs)
         if self._suppress:
             if self.shapes_only or (tensors and all(t.is_meta for t in tensors)):
-                return self._run_meta(func, self._meta(args), self._meta(kwargs))
+                return self._run_shapes(func, args, kwargs)
             return func(*args, **kwargs)
         get = self.dep.get
         infos = [get(t) for t in tensors]  # per tensor: (producer, bits) when it depends on the inputs
         if self.shapes_only and any(i is not None for i in infos):
-            out = self._run_meta(func, self._meta(args), self._meta(kwargs))
+            out = self._run_shapes(func, args, kwargs)
         elif tensors and all(t.is_meta for t in tensors):
             out = self._run_meta(func, args, kwargs)
         else:
