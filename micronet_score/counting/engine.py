@@ -26,7 +26,7 @@ from micronet_score.counting.meta import to_meta
 from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.overrides import cost_table
 from micronet_score.counting.select import refuse_operator_options, select_convention
-from micronet_score.counting.session import model_session, shared_rng
+from micronet_score.counting.session import model_session, paused_gc, shared_rng
 from micronet_score.counting.shape_inputs import materialize
 from micronet_score.counting.tracer import AttentionMode, Tracer
 from micronet_score.errors import (
@@ -42,7 +42,19 @@ from micronet_score.report import Report
 BitsSpec = Mapping[Any, "int | Precision"]
 
 
-def count_with_events(
+def count_with_events(model: torch.nn.Module, inputs: InputsLike, **options: Any) -> tuple[Report, list[Event]]:
+    """:func:`micronet_score.count`, plus the costed operator calls (whole batch, batch norms decided) the report
+    sums: for tools that need a finer breakdown than per module or per operator (``cross_check``). The public
+    face, with the documentation of every option, is :func:`micronet_score.api.count`.
+
+    Python's cyclic garbage collector is paused while the count runs (:func:`~micronet_score.counting.session.
+    paused_gc`): a count allocates many small containers, and collections triggered by them walked the whole
+    model's object graph over and over."""
+    with paused_gc():
+        return _count_with_events(model, inputs, **options)
+
+
+def _count_with_events(
     model: torch.nn.Module,
     inputs: InputsLike,
     *,
@@ -57,9 +69,6 @@ def count_with_events(
     rules: Any = None,
     batch_dim: int | None = None,
 ) -> tuple[Report, list[Event]]:
-    """:func:`micronet_score.count`, plus the costed operator calls (whole batch, batch norms decided) the report sums: for
-    tools that need a finer breakdown than per module or per operator (``cross_check``). The public face,
-    with the documentation of every option, is :func:`micronet_score.api.count`."""
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"count() needs a torch.nn.Module, got {type(model).__name__}; wrap a function in an "
                          "nn.Module whose forward calls it")

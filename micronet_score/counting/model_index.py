@@ -18,7 +18,20 @@ class ModelIndex:
 
     @classmethod
     def of(cls, model: torch.nn.Module) -> ModelIndex:
-        modules = tuple(model.named_modules())
+        """The index of ``model``: the order and names of ``named_modules``, ``named_parameters`` and
+        ``named_buffers`` (each object once, first name wins), from one walk over the ``_modules`` tables."""
+        modules: list[tuple[str, torch.nn.Module]] = []
+        seen_modules: set[int] = set()
+        stack: list[tuple[str, torch.nn.Module]] = [("", model)]
+        while stack:  # depth first, children in registration order, as named_modules
+            prefix, module = stack.pop()
+            if id(module) in seen_modules:
+                continue
+            seen_modules.add(id(module))
+            modules.append((prefix, module))
+            children = [(f"{prefix}.{name}" if prefix else name, child)
+                        for name, child in module._modules.items() if child is not None]
+            stack.extend(reversed(children))
         seen: set[int] = set()
         params: list[tuple[str, torch.Tensor]] = []
         buffers: list[tuple[str, torch.Tensor]] = []
@@ -29,7 +42,7 @@ class ModelIndex:
                         continue
                     seen.add(id(t))
                     out.append((f"{prefix}.{key}" if prefix else key, t))
-        return cls(modules, tuple(params), tuple(buffers))
+        return cls(tuple(modules), tuple(params), tuple(buffers))
 
     @property
     def tensors(self) -> tuple[tuple[str, torch.Tensor], ...]:

@@ -12,6 +12,7 @@ same way: saved by the first running count of the process, restored by the last.
 from __future__ import annotations
 
 import contextlib
+import gc
 import operator
 import threading
 from collections.abc import Iterator
@@ -41,31 +42,8 @@ class ModelSession:
         self.model = model
         self.users = 0
         self.lock = threading.Lock()
-        # per module: the module, a copy of its __dict__, copies of its non-empty tables (parameters, buffers,
-        # submodules, hooks), the names of its empty tables, its non-persistent buffer names. Plain dict copies
-        # (C loops): the snapshot is taken before every count.
-        self.modules = []
-        for _, m in index.modules:
-            state = m.__dict__
-            tables, empty = {}, []
-            for name in _TABLES:
-                table = state.get(name)
-                if type(table) is dict or isinstance(table, dict):
-                    if table:
-                        tables[name] = table.copy()
-                    else:
-                        empty.append(name)
-            nonpersistent = state.get("_non_persistent_buffers_set")
-            self.modules.append((m, state.copy(), tables, tuple(empty),
-                                 set(nonpersistent) if nonpersistent else None))
-        self.tensors = []
-        seen: set[int] = set()
-        for _, m in index.modules:
-            for table in (m._parameters, m._buffers):
-                for t in table.values():
-                    if t is not None and id(t) not in seen:
-                        seen.add(id(t))
-                        self.tensors.append((t, t.requires_grad, t.data if _plain(t) else None))
+        self.modules = [_snapshot(m) for _, m in index.modules]
+        self.tensors = [(t, t.requires_grad, t.data if _plain(t) else None) for _, t in index.tensors]
         self.writes: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # first write into a stored tensor
         self._storage_owners: dict[int, torch.Tensor] | None = None
 
@@ -98,7 +76,7 @@ class ModelSession:
 
     def restore(self) -> None:
         """Put the module tree, its tensors' bindings, flags and values back."""
-        for m, attrs, tables, empty, nonpersistent in self.modules:
+        for m, attrs, lens, tables, nonpersistent in self.modules:
             state = m.__dict__
             if not _same(state, attrs):
                 for key in [k for k in state if k not in attrs]:
@@ -111,10 +89,11 @@ class ModelSession:
                 if not _same(current, saved):
                     current.clear()
                     current.update(saved)
-            for name in empty:
-                current = state[name]
-                if current:
-                    current.clear()
+            if lens is None or _lengths(state) != lens:
+                for name in _TABLES:
+                    current = state.get(name)
+                    if isinstance(current, dict) and current and name not in tables:
+                        current.clear()
             current = state.get("_non_persistent_buffers_set")
             if current is not None and current != (nonpersistent or set()):
                 current.clear()
@@ -133,6 +112,28 @@ class ModelSession:
 
 
 _MISSING = object()
+_TABLE_GETTER = operator.itemgetter(*_TABLES)
+
+
+def _lengths(state: dict) -> tuple[int, ...] | None:
+    """The sizes of a module's tables (one C call for all of them); None when one is missing or not a dict."""
+    try:
+        return tuple(map(len, _TABLE_GETTER(state)))
+    except (KeyError, TypeError):
+        return None
+
+
+def _snapshot(m: torch.nn.Module) -> tuple[Any, ...]:
+    """(module, a copy of its __dict__, its tables' sizes, copies of its non-empty tables, its non-persistent
+    buffer names). Plain dict copies in C loops: the snapshot is taken before every count."""
+    state = m.__dict__
+    lens = _lengths(state)
+    if lens is not None:
+        tables = {name: state[name].copy() for name, n in zip(_TABLES, lens) if n}
+    else:
+        tables = {name: dict(t) for name in _TABLES if isinstance(t := state.get(name), dict) and t}
+    nonpersistent = state.get("_non_persistent_buffers_set")
+    return m, state.copy(), lens, tables, set(nonpersistent) if nonpersistent else None
 
 
 def _same(current: dict, saved: dict) -> bool:
@@ -200,6 +201,27 @@ def _session(model: torch.nn.Module, index: ModelIndex) -> Iterator[ModelSession
                 del _SESSIONS[id(model)]
             if last:
                 session.restore()
+
+
+_GC: list[Any] = [0, False]  # running counts in the process, whether the collector was enabled before the first
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Python's cyclic garbage collector paused from the first running count of the process to the last (then
+    enabled again if it was); nothing is collected on the way out, the collector runs when it next would."""
+    with _LOCK:
+        if _GC[0] == 0:
+            _GC[1] = gc.isenabled()
+            gc.disable()
+        _GC[0] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _GC[0] -= 1
+            if _GC[0] == 0 and _GC[1]:
+                gc.enable()
 
 
 @contextlib.contextmanager
