@@ -20,10 +20,33 @@ ShapeFn = Callable[..., Any]
 SHAPES: dict[Any, ShapeFn] = {}
 
 
+_META = torch.device("meta")  # a device object: torch.empty parses a device string on every call
+
+
 def _empty(shape: Sequence[int], like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
-    if any(s < 0 for s in shape):
+    if min(shape, default=0) < 0:
         raise RuntimeError(f"computed output size {tuple(shape)} is negative: the input is too small")
-    return torch.empty(tuple(shape), dtype=dtype or like.dtype, device="meta")
+    return torch.empty(shape, dtype=dtype or like.dtype, device=_META)
+
+
+def broadcast_shape(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
+    """The shape two shapes broadcast to (numpy's rule, as ``torch.broadcast_shapes``, which is much slower
+    for plain sizes); RuntimeError when they do not broadcast."""
+    if a == b:
+        return tuple(a)
+    n = max(len(a), len(b))
+    pa = (1,) * (n - len(a)) + tuple(a)
+    pb = (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(pa, pb):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            raise RuntimeError(f"shapes {tuple(a)} and {tuple(b)} cannot be broadcast together (size {x} "
+                               f"against {y})")
+    return tuple(out)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -88,7 +111,7 @@ def _matmul_check(a, b, batched: bool) -> None:
 def addmm(bias, a, b, **_):
     _matmul_check(a, b, False)
     out = _empty((a.shape[0], b.shape[1]), a)
-    torch.broadcast_shapes(bias.shape, out.shape)
+    broadcast_shape(bias.shape, out.shape)
     return out
 
 
@@ -108,7 +131,7 @@ def bmm(a, b):
 def baddbmm(bias, a, b, **_):
     _matmul_check(a, b, True)
     out = _empty((a.shape[0], a.shape[1], b.shape[2]), a)
-    torch.broadcast_shapes(bias.shape, out.shape)
+    broadcast_shape(bias.shape, out.shape)
     return out
 
 
@@ -139,8 +162,8 @@ SHAPES[aten.alias.default] = _same
 
 def _broadcast(a, b):
     if isinstance(b, torch.Tensor):
-        shape = torch.broadcast_shapes(a.shape, b.shape)
-        return _empty(shape, a, torch.result_type(a, b))
+        shape = broadcast_shape(a.shape, b.shape)
+        return _empty(shape, a, a.dtype if a.dtype is b.dtype else torch.result_type(a, b))
     return _empty(a.shape, a, torch.result_type(a, b))
 
 

@@ -238,10 +238,15 @@ _NUMPY_DTYPES = {torch.float32, torch.float64, torch.float16, torch.int8, torch.
 def _numpy_view(t: torch.Tensor) -> Any:
     """``t`` as a numpy array sharing its memory (plain CPU tensors of numpy's dtypes), else None. numpy's
     ``all`` reads a float weight about twice as fast as ``torch.count_nonzero``."""
-    if (type(t) not in (torch.Tensor, torch.nn.Parameter) or t.device.type != "cpu" or t.layout != torch.strided
-            or t.dtype not in _NUMPY_DTYPES or t.is_conj() or t.is_neg()):
+    if type(t) not in _PLAIN_TYPES or not t.is_cpu or t.dtype not in _NUMPY_DTYPES or t.layout != torch.strided:
         return None
-    return t.detach().numpy()
+    try:
+        return t.detach().numpy()
+    except RuntimeError:  # conjugate or negative view bits
+        return None
+
+
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
 def is_finite(t: torch.Tensor) -> bool:
