@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from micronet_score.convention import Convention
@@ -107,17 +108,17 @@ def fold(tracer: Any, conv: Convention, warnings: list[str]) -> list[StoredTenso
     own is added to ``warnings``. Folding zeroes the norm's event and adds the producer's bias additions."""
     extra: list[StoredTensor] = []
     events = tracer.events
-    for event in events:
+    norms = [e for e in events if e.batchnorm is not None]
+    measured = _measured([e.batchnorm for e in norms])
+    for event, (pair, known) in zip(norms, measured):
         bn = event.batchnorm
-        if bn is None:
-            continue
         producer = events[bn.producer] if bn.producer >= 0 else None
         target = producer.fold if producer is not None else None
         foldable = (conv.fold_batchnorm and target is not None and tracer.consumers[bn.producer] == 1
                     and target.channels == bn.channels)
         if foldable:
             event.mults = event.adds = 0
-            stats = folded_bias(bn)
+            stats = folded_bias(bn, pair, known)
             if not target.has_bias:
                 producer.adds += target.per_channel * target.active
                 target.has_bias = True
@@ -126,7 +127,7 @@ def fold(tracer: Any, conv: Convention, warnings: list[str]) -> list[StoredTenso
             elif not stats.finite:  # merged into the producer's own bias: flag the norm itself
                 warnings.append(f"{bn.owner} (folded into {producer.module}) holds NaN or Inf values")
             continue
-        scale, shift = affine(bn)
+        scale, shift = affine(bn, pair, known)
         extra.append(StoredTensor(f"{bn.owner}.scale", bn.owner, (bn.channels,), bn.bits, scale,
                                   "a batch norm's scale (not folded)"))
         extra.append(StoredTensor(f"{bn.owner}.shift", bn.owner, (bn.channels,), bn.bits, shift,
@@ -149,23 +150,90 @@ def scale_shift(bn: BatchNormUse) -> tuple[torch.Tensor, torch.Tensor] | None:
     return scale, shift
 
 
-def folded_bias(bn: BatchNormUse) -> StorageStats:
-    """The bias a folded norm leaves (its shift), measured: zeros, and NaN/Inf in either half."""
-    pair = scale_shift(bn)
+Pair = tuple[torch.Tensor, torch.Tensor] | None
+Known = dict[int, tuple[int, bool]]  # id of a scale or shift -> (non-zeros, finite), measured in one batch
+_UNSET: Any = object()
+
+
+def folded_bias(bn: BatchNormUse, pair: Pair = _UNSET, known: Known | None = None) -> StorageStats:
+    """The bias a folded norm leaves (its shift), measured: zeros, and NaN/Inf in either half. ``pair`` and
+    ``known``: its :func:`scale_shift` and their measures, when :func:`fold` computed them for all norms."""
+    if pair is _UNSET:
+        pair = scale_shift(bn)
     if pair is None:
         return StorageStats(bn.channels, None if _on_meta(bn) else bn.channels)
     scale, shift = pair
-    stats = measure(shift, "when-zeros", role="vector")
-    finite = stats.finite and bool(torch.isfinite(scale).all())
+    known = known or {}
+    stats = measure(shift, "when-zeros", *known.get(id(shift), (None, None)), role="vector")
+    scale_finite = known[id(scale)][1] if id(scale) in known else bool(torch.isfinite(scale).all())
+    finite = stats.finite and scale_finite
     return StorageStats(bn.channels, stats.nonzeros, stats.options, finite, "vector", False)
 
 
-def affine(bn: BatchNormUse) -> tuple[StorageStats, StorageStats]:
+def affine(bn: BatchNormUse, pair: Pair = _UNSET, known: Known | None = None) -> tuple[StorageStats, StorageStats]:
     """Non-zeros of an unfolded norm's two stored vectors, scale and shift."""
-    pair = scale_shift(bn)
+    if pair is _UNSET:
+        pair = scale_shift(bn)
     if pair is None:
         return StorageStats(bn.channels, None), StorageStats(bn.channels, None)
-    return measure(pair[0], role="vector"), measure(pair[1], role="vector")
+    known = known or {}
+    return (measure(pair[0], None, *known.get(id(pair[0]), (None, None)), role="vector"),
+            measure(pair[1], None, *known.get(id(pair[1]), (None, None)), role="vector"))
+
+
+def _measured(norms: list[BatchNormUse]) -> list[tuple[Pair, Known]]:
+    """Every norm's :func:`scale_shift` and the non-zeros and finiteness of its two vectors. Norms whose tensors
+    are all float32 CPU tensors are computed together, in one concatenation (the same elementwise operations,
+    so the same values) and measured through numpy, instead of about twenty small kernels per norm."""
+    out: list[tuple[Pair, Known]] = [(_UNSET, {})] * len(norms)
+    batch = [i for i, bn in enumerate(norms) if _batchable(bn)]
+    if len(batch) > 1:
+        with torch.no_grad():
+            out = _measured_together(norms, batch, out)
+    return [(scale_shift(bn), {}) if pair is _UNSET else (pair, known)
+            for bn, (pair, known) in zip(norms, out)]
+
+
+def _measured_together(norms: list[BatchNormUse], batch: list[int],
+                       out: list[tuple[Pair, Known]]) -> list[tuple[Pair, Known]]:
+    """:func:`_measured` for the norms at positions ``batch`` (float32 CPU vectors), in one concatenation."""
+    out = list(out)
+    group = [norms[i] for i in batch]
+    sizes = [bn.channels for bn in group]
+    var = torch.cat([bn.tensors[3] for bn in group])
+    mean = torch.cat([bn.tensors[2] for bn in group])
+    eps = torch.from_numpy(np.repeat(np.array([bn.eps for bn in group], dtype=np.float32), sizes))
+    scale = torch.rsqrt(var + eps)
+    weight = torch.cat([bn.tensors[0] if bn.tensors[0] is not None else torch.ones(n)
+                        for bn, n in zip(group, sizes)])
+    scale = scale * weight
+    shift = -mean * scale
+    bias = torch.cat([bn.tensors[1] if bn.tensors[1] is not None else torch.zeros(n)
+                      for bn, n in zip(group, sizes)])
+    shift = shift + bias
+    starts = np.cumsum([0, *sizes[:-1]])
+    stats = {}
+    for name, v in (("scale", scale), ("shift", shift)):
+        array = v.numpy()
+        stats[name] = (np.add.reduceat(array != 0, starts).tolist(),
+                       np.add.reduceat(~np.isfinite(array), starts).tolist())
+    scales, shifts = scale.split(sizes), shift.split(sizes)
+    for k, i in enumerate(batch):
+        sc, sh = scales[k], shifts[k]
+        out[i] = ((sc, sh), {id(sc): (stats["scale"][0][k], stats["scale"][1][k] == 0),
+                             id(sh): (stats["shift"][0][k], stats["shift"][1][k] == 0)})
+    return out
+
+
+def _batchable(bn: BatchNormUse) -> bool:
+    weight, bias, mean, var = bn.tensors
+    if mean is None or var is None or bn.channels < 1:
+        return False
+    for t in bn.tensors:
+        if t is not None and (type(t) not in (torch.Tensor, torch.nn.Parameter) or t.dtype != torch.float32
+                              or not t.is_cpu or t.dim() != 1 or t.numel() != bn.channels):
+            return False
+    return True
 
 
 def _on_meta(bn: BatchNormUse) -> bool:
