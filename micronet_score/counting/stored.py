@@ -60,6 +60,7 @@ class StoredTensors:
         self._stats_cache: dict[Any, ChannelStats] = {}
         self._nonzeros: dict[Any, int] = {}  # stored-tensor key -> non-zeros, learnt from channel stats
         self._finite: dict[Any, bool] = {}
+        self._probed: dict[Any, tuple[bool, bool]] = {}  # stored-tensor key -> (no zero, no NaN/Inf)
         self._owners: dict[frozenset[str], str | bool] = {}  # sources -> their one owner, False when several
 
     def _key(self, t: torch.Tensor, info: Any) -> Any:
@@ -135,7 +136,10 @@ class StoredTensors:
         cached = self._stats_cache.get(key)
         if cached is None:
             values = integer_values(t) if t.is_quantized else t
-            zero_free, finite = probe(values)
+            probed = self._probed.get(tkey)
+            if probed is None:
+                probed = self._probed[tkey] = probe(values)
+            zero_free, finite = probed
             self._finite[tkey] = finite
             if zero_free:  # the common case: one read of the weight, no per-channel pass
                 cached = dense
@@ -149,7 +153,33 @@ class StoredTensors:
                     ChannelStats(total, int((z - 1).clamp_min(0).sum()), int((z > 0).sum()))
             self._stats_cache[key] = cached
             self._nonzeros[tkey] = cached.nonzeros
+            if info.root is not None and not t.is_quantized:  # a transpose or reshape of a stored tensor
+                root_info = self._static_info(info.root)
+                if root_info is not None and (root_info.bits == info.bits or info.bits is None) and \
+                        same_elements(t, info.root):
+                    rkey = self._key(info.root, root_info)
+                    self._nonzeros.setdefault(rkey, cached.nonzeros)
+                    self._finite.setdefault(rkey, finite)
         return cached
+
+
+def same_elements(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """True when ``a`` and ``b`` cover exactly the same memory elements (a transpose, permutation or reshape of
+    one another), so their non-zeros and finiteness are the same."""
+    if a.dtype != b.dtype or a.numel() != b.numel() or a.device != b.device or a.is_meta or b.is_meta or \
+            a.layout != torch.strided or b.layout != torch.strided:
+        return False
+    return a.data_ptr() == b.data_ptr() and _dense(a) and _dense(b)
+
+
+def _dense(t: torch.Tensor) -> bool:
+    """No gap and no overlap between the elements of ``t`` (some permutation of its dimensions is contiguous)."""
+    expected = 1
+    for stride, size in sorted((st, sz) for sz, st in zip(t.shape, t.stride()) if sz != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
 
 
 def why_known(entry: StoredTensor) -> bool:
