@@ -57,6 +57,7 @@ class BitSources:
     """Mixin of the tracer: the width of operands and outputs. Relies on taint tracking and stored tensors."""
 
     precision_of: Any  # module name -> Precision | None
+    user_bits: bool  # False when the count has no bits= (precision_of always None)
     activation_widths: set[int]
 
     def _precision(self, module: str) -> Precision | None:
@@ -75,10 +76,12 @@ class BitSources:
         """Width of an operand of an operator running in ``module``."""
         dep = self.dep.get(t)
         if dep is not None:
-            user = self._precision(module)
-            if user is not None and user.activation is not None:
-                return user.activation
-            return dep[1] if dep[1] is not None else dtype_bits(t.dtype)
+            if self.user_bits:
+                user = self._precision(module)
+                if user is not None and user.activation is not None:
+                    return user.activation
+            bits = dep[1]
+            return bits if bits is not None else dtype_bits(t.dtype)
         info = self._static_info(t)
         if info is not None and info.root is not None and info.bits is None:
             root_info = self._static_info(info.root)
@@ -94,7 +97,7 @@ class BitSources:
     def _note_quantized_inputs(self, tensors: list[torch.Tensor], module: str) -> None:
         """Remember the widths of quantized activations (fake-quant ranges, quantized dtypes, user settings):
         any below 16 bits means the model is quantized and the 16-bit freebie is off."""
-        user = self._precision(module)
+        user = self._precision(module) if self.user_bits else None
         for t in tensors:
             dep = self.dep.get(t)
             if dep is None:

@@ -217,10 +217,15 @@ def _inference_run(model: torch.nn.Module, index: ModelIndex, tracer: Tracer) ->
             tracer.restore()
 
 
+def no_bits(name: str) -> Precision | None:
+    """The precision lookup of a count without ``bits=``: no module has a user width."""
+    return None
+
+
 def precision_lookup(index: ModelIndex, bits: BitsSpec | None) -> Callable[[str], Precision | None]:
     """module name -> Precision or None, from ``bits=`` keys: names (a name covers its descendants) and types."""
     if not bits:
-        return lambda name: None
+        return no_bits
     by_name: dict[str, Precision] = {}
     by_type: list[tuple[type, Precision]] = []
     names = {n for n, _ in index.modules}

@@ -156,7 +156,13 @@ def free_ops() -> list[str]:
 
 def op_name(func: Any) -> str:
     """Short, stable name of an operator: ``aten.convolution``."""
-    return str(_packet(func))
+    name = _NAMES.get(func)
+    if name is None:
+        name = _NAMES[func] = str(_packet(func))
+    return name
+
+
+_NAMES: dict[Any, str] = {}  # operator -> its name (str() of a packet formats a new string on every call)
 
 
 def maybe(name: str) -> list[Any]:

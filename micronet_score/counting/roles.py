@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from micronet_score.counting.registry import is_free, lookup
+from micronet_score.counting.registry import is_free, lookup, op_name
 
 aten = torch.ops.aten
 
@@ -80,7 +80,7 @@ def operand_role(func: Any, args: tuple[Any, ...], t: torch.Tensor) -> tuple[str
     lookup), ``"vector"`` (anything else an operator with a known cost or a free operator reads) or ``None``
     (an operator the library does not know: the caller falls back to the interim rule)."""
     packet = getattr(func, "overloadpacket", func)
-    name = str(packet)
+    name = op_name(packet)
     if packet in _MATRIX_OPERANDS:
         if t.dim() >= 2:
             return "weight", f"a matrix multiplied by {name}"

@@ -61,7 +61,6 @@ class StoredTensors:
         self._nonzeros: dict[Any, int] = {}  # stored-tensor key -> non-zeros, learnt from channel stats
         self._finite: dict[Any, bool] = {}
         self._probed: dict[Any, tuple[bool, bool]] = {}  # stored-tensor key -> (no zero, no NaN/Inf)
-        self._owners: dict[frozenset[str], str | bool] = {}  # sources -> their one owner, False when several
 
     def _key(self, t: torch.Tensor, info: Any) -> Any:
         if len(info.sources) == 1 and self.tensor_names.get(id(t)) in info.sources:
@@ -69,10 +68,13 @@ class StoredTensors:
         return (info.sources, tuple(t.shape), t.storage_offset() if not t.is_meta else 0, info.bits)
 
     def _owner(self, sources: frozenset[str]) -> str:
-        owner = self._owners.get(sources)
-        if owner is None:  # worked out once per set of sources
+        owner = _OWNERS.get(sources)
+        if owner is None:  # worked out once per set of sources (a pure function of the names)
             owners = {canonical_name(s).rpartition(".")[0] for s in sources}
-            owner = self._owners[sources] = owners.pop() if len(owners) == 1 else False
+            owner = owners.pop() if len(owners) == 1 else False
+            if len(_OWNERS) > 100_000:
+                _OWNERS.clear()
+            _OWNERS[sources] = owner
         return self.module if owner is False else owner
 
     def _label(self, t: torch.Tensor, info: Any) -> str:
@@ -180,6 +182,9 @@ def _dense(t: torch.Tensor) -> bool:
             return False
         expected *= size
     return True
+
+
+_OWNERS: dict[frozenset[str], str | bool] = {}  # sources -> their one owning module, False when several
 
 
 def why_known(entry: StoredTensor) -> bool:

@@ -48,6 +48,13 @@ __all__ = ["AttentionMode", "BatchNormUse", "Event", "FoldTarget", "IdMap", "Sto
            "canonical_name"]
 
 
+def _complex(tensors: list[torch.Tensor]) -> bool:
+    for t in tensors:
+        if t.is_complex():
+            return True
+    return False
+
+
 class OpInfo(NamedTuple):
     """What the tracer needs to know about one operator overload, looked up once per count."""
 
@@ -77,6 +84,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         self.strict = strict
         self.mask_policy = mask_policy
         self.precision_of = precision_of  # module name -> Precision | None
+        self.user_bits = getattr(precision_of, "__name__", "") != "no_bits"
         self._init_meta(shapes_only)
         self._init_attribution(index)
         self._init_stored(index)
@@ -206,7 +214,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         return operand_role(func, args, t)
 
     def _costed(self, func, op: OpInfo, entry: CostEntry, args, kwargs, out, tensors, packed, module: str) -> int:
-        if any(t.is_complex() for t in tensors) or any(t.is_complex() for t in out_tensors(out)):
+        if _complex(tensors) or _complex(out_tensors(out)):
             kind = self.module_types.get(module, "?")
             where = f"module '{module}' ({kind})" if module else "the root module"
             raise ComplexTensorError(
