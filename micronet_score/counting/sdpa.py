@@ -66,15 +66,38 @@ class AttentionMode(TorchFunctionMode):
         self.tracer = tracer
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in _ATTENTION:
-            return self.tracer.attention(func, args, kwargs)
-        if func in VALUE_EXPORTS:  # input values leaving torch (counting.origin)
-            self.tracer.note_export(func, args)
-        if getattr(func, "__name__", None) in _RECURRENT and isinstance(func, BuiltinFunctionType):
-            for t in _recurrent_state(args):
-                self.tracer.mark_recurrent_state(t)
-        return func(*args, **kwargs)
+        kind = _KINDS.get(func)
+        if kind is None:
+            kind = _kind(func)
+        if kind:
+            if kind == _ATTENTION_CALL:
+                return self.tracer.attention(func, args, kwargs or {})
+            if kind == _EXPORT:  # input values leaving torch (counting.origin)
+                self.tracer.note_export(func, args)
+            elif kind == _RECURRENT_CALL:
+                for t in _recurrent_state(args):
+                    self.tracer.mark_recurrent_state(t)
+        return func(*args, **(kwargs or {}))
+
+
+_ATTENTION_CALL, _EXPORT, _RECURRENT_CALL = 1, 2, 3
+_KINDS: dict[Any, int] = {}  # torch function -> what the mode does with it (0: nothing), decided once
+
+
+def _kind(func: Any) -> int:
+    if func in _ATTENTION:
+        kind = _ATTENTION_CALL
+    elif func in VALUE_EXPORTS:
+        kind = _EXPORT
+    elif getattr(func, "__name__", None) in _RECURRENT and isinstance(func, BuiltinFunctionType):
+        kind = _RECURRENT_CALL
+    else:
+        kind = 0
+    try:
+        _KINDS[func] = kind
+    except TypeError:  # an unhashable callable: decided on every call
+        pass
+    return kind
 
 
 # torch._VF's recurrent functions: their hidden state (hx) is what the previous step computed from the inputs,
