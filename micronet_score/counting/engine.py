@@ -25,6 +25,7 @@ from micronet_score.counting.leaf_report import leaf_report
 from micronet_score.counting.meta import to_meta
 from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.overrides import cost_table
+from micronet_score.counting.reads import WeightReads
 from micronet_score.counting.select import refuse_operator_options, select_convention
 from micronet_score.counting.session import model_session, paused_gc, shared_rng
 from micronet_score.counting.shape_inputs import materialize
@@ -161,6 +162,7 @@ def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None 
     tracer.cost_table = ctx.costs
     for t in tensors:
         tracer.mark_input(t)
+    tracer.reads = WeightReads(t for _, t in index.tensors)
     with _inference_run(model, index, tracer) as run, probing(tracer.dep) as probe:
         try:
             output = model(*args, **kwargs)

@@ -15,6 +15,8 @@ class InPlaceGuard:
     """Mixin of the tracer: snapshots of model tensors an operator writes into, and their restoration."""
 
     _model_tensors: dict[int, torch.Tensor]
+    reads: Any  # counting.reads.WeightReads | None
+    dep: Any
 
     def _init_inplace(self) -> None:
         self.snapshots: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -35,6 +37,8 @@ class InPlaceGuard:
         for i in positions:
             value = args[i] if i < len(args) else kwargs.get(schema_args[i].name)
             for t in out_tensors(value):
+                if self.reads is not None and t not in self.dep:  # a weight may change: read it again when used
+                    self.reads.invalidate()
                 if session is not None:  # also a write through an alias (weight.data.clamp_())
                     session.before_write(t, self._model_tensors)
                     continue

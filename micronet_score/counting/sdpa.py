@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from types import BuiltinFunctionType
 from typing import Any
 
@@ -93,10 +94,8 @@ def _kind(func: Any) -> int:
         kind = _RECURRENT_CALL
     else:
         kind = 0
-    try:
+    with contextlib.suppress(TypeError):  # an unhashable callable: decided on every call
         _KINDS[func] = kind
-    except TypeError:  # an unhashable callable: decided on every call
-        pass
     return kind
 
 

@@ -189,7 +189,7 @@ def probe(t: torch.Tensor) -> tuple[bool, bool]:
     numel = t.numel()
     if numel == 0:
         return True, True
-    array = _numpy_view(t)
+    array = numpy_view(t)
     if array is not None:  # NaN counts as non-zero and -0.0 as zero, as with t != 0
         if numel <= _SMALL:
             return bool(array.all()), _finite_array(array)
@@ -235,14 +235,17 @@ _NUMPY_DTYPES = {torch.float32, torch.float64, torch.float16, torch.int8, torch.
                  torch.int64, torch.bool}
 
 
-def _numpy_view(t: torch.Tensor) -> Any:
+def numpy_view(t: torch.Tensor) -> Any:
     """``t`` as a numpy array sharing its memory (plain CPU tensors of numpy's dtypes), else None. numpy's
-    ``all`` reads a float weight about twice as fast as ``torch.count_nonzero``."""
+    ``all`` reads a float weight about twice as fast as ``torch.count_nonzero``.
+
+    Through DLPack, not ``Tensor.numpy()``: ``numpy()`` marks the tensor's storage as not resizable for good,
+    which would change the model (an observer that resizes its buffer in forward would then fail)."""
     if type(t) not in _PLAIN_TYPES or not t.is_cpu or t.dtype not in _NUMPY_DTYPES or t.layout != torch.strided:
         return None
     try:
-        return t.detach().numpy()
-    except RuntimeError:  # conjugate or negative view bits
+        return np.from_dlpack(t.detach())
+    except (RuntimeError, BufferError, TypeError):  # conjugate or negative view bits, exotic strides
         return None
 
 
@@ -254,7 +257,7 @@ def is_finite(t: torch.Tensor) -> bool:
     if not t.is_floating_point() or t.numel() == 0:
         return True
     if t.numel() <= _SMALL:
-        array = _numpy_view(t)
+        array = numpy_view(t)
         if array is not None:
             return _finite_array(array)
     if bool(torch.isfinite(t.sum(dtype=torch.float32))):
@@ -270,14 +273,14 @@ def count_nonzero(t: torch.Tensor, dim: int | None = None, finite: bool = True) 
     temporary as large as the weight. Falls back to the exact comparison when ``t`` holds NaN (torch's
     sign(NaN) is 0, yet NaN is not zero).
     """
-    small = _numpy_view(t) if t.numel() <= _SMALL else None
+    small = numpy_view(t) if t.numel() <= _SMALL else None
     if dim is None:
         if small is not None:
             return int(np.count_nonzero(small))
         return int(count_nonzero(t.reshape(1, -1) if t.dim() else t.reshape(1, 1), 0, finite).sum())
     matrix = t.movedim(dim, 0).reshape(t.shape[dim], -1) if t.dim() > 1 else t.reshape(-1, 1)
     if small is not None:  # numpy: NaN counts as non-zero, -0.0 as zero (as t != 0)
-        return torch.from_numpy(np.count_nonzero(_numpy_view(matrix).reshape(matrix.shape), axis=1)
+        return torch.from_numpy(np.count_nonzero(numpy_view(matrix).reshape(matrix.shape), axis=1)
                                 .astype(np.int64))
     rows, length = matrix.shape
     exact = torch.float64 if length >= 2**24 else torch.float32

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from micronet_score.counting.model_index import ModelIndex
+from micronet_score.counting.reads import WeightReads
 from micronet_score.counting.registry import ChannelStats
 from micronet_score.counting.roles import is_value
 from micronet_score.counting.storage import StorageStats, count_nonzero, integer_values, measure, probe
@@ -61,6 +62,7 @@ class StoredTensors:
         self._nonzeros: dict[Any, int] = {}  # stored-tensor key -> non-zeros, learnt from channel stats
         self._finite: dict[Any, bool] = {}
         self._probed: dict[Any, tuple[bool, bool]] = {}  # stored-tensor key -> (no zero, no NaN/Inf)
+        self.reads: WeightReads | None = None  # the model's tensors read for this count (counting/reads.py)
 
     def _key(self, t: torch.Tensor, info: Any) -> Any:
         if len(info.sources) == 1 and self.tensor_names.get(id(t)) in info.sources:
@@ -106,7 +108,12 @@ class StoredTensors:
         entry = self.stored.get(key)
         if entry is None:
             owner = self._owner(info.sources)
-            stats = measure(t, self.mask_policy, self._nonzeros.get(key), self._finite.get(key), role)
+            nonzeros, finite = self._nonzeros.get(key), self._finite.get(key)
+            if nonzeros is None and finite is None and self.reads is not None:
+                read = self.reads.get(t)  # read with the model's other small tensors
+                if read is not None:
+                    nonzeros, finite = (t.numel() if read[0] else None), read[1]
+            stats = measure(t, self.mask_policy, nonzeros, finite, role)
             if stats.nonzeros is None:
                 self.nonzeros_known = False
             entry = StoredTensor(self._label(t, info), owner, tuple(t.shape),
@@ -140,7 +147,8 @@ class StoredTensors:
             values = integer_values(t) if t.is_quantized else t
             probed = self._probed.get(tkey)
             if probed is None:
-                probed = self._probed[tkey] = probe(values)
+                read = self.reads.get(values) if self.reads is not None else None
+                probed = self._probed[tkey] = read if read is not None else probe(values)
             zero_free, finite = probed
             self._finite[tkey] = finite
             if zero_free:  # the common case: one read of the weight, no per-channel pass

@@ -48,7 +48,7 @@ __all__ = ["AttentionMode", "BatchNormUse", "Event", "FoldTarget", "IdMap", "Sto
            "canonical_name"]
 
 
-def _complex(tensors: list[torch.Tensor]) -> bool:
+def _complex(tensors: list[torch.Tensor]) -> bool:  # noqa: SIM110 - a loop: no generator per operator call
     for t in tensors:
         if t.is_complex():
             return True
@@ -198,7 +198,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
                         dep[base] = (producer, bits)
 
     @staticmethod
-    def _has_packed(args: tuple) -> bool:
+    def _has_packed(args: tuple) -> bool:  # noqa: SIM110 - a loop: no generator per operator call
         """True when an argument is a ScriptObject (torch.ao packed parameters among them)."""
         for a in args:
             if isinstance(a, torch.ScriptObject):
