@@ -48,8 +48,8 @@ __all__ = ["AttentionMode", "BatchNormUse", "Event", "FoldTarget", "IdMap", "Sto
            "canonical_name"]
 
 
-def _complex(tensors: list[torch.Tensor]) -> bool:  # noqa: SIM110 - a loop: no generator per operator call
-    for t in tensors:
+def _complex(tensors: list[torch.Tensor]) -> bool:
+    for t in tensors:  # noqa: SIM110 - a plain loop: no generator object per operator call
         if t.is_complex():
             return True
     return False
@@ -198,9 +198,9 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
                         dep[base] = (producer, bits)
 
     @staticmethod
-    def _has_packed(args: tuple) -> bool:  # noqa: SIM110 - a loop: no generator per operator call
+    def _has_packed(args: tuple) -> bool:
         """True when an argument is a ScriptObject (torch.ao packed parameters among them)."""
-        for a in args:
+        for a in args:  # noqa: SIM110 - a plain loop: no generator object per operator call
             if isinstance(a, torch.ScriptObject):
                 return True
         return False
