@@ -8,8 +8,13 @@ from typing import Any
 
 
 class IdMap:
-    """A map keyed by tensor identity that forgets a tensor when it dies (one dict lookup per access, unlike
-    WeakIdKeyDictionary, which builds a weak reference on every lookup). Values must not be None."""
+    """A map keyed by tensor identity that never mistakes a new tensor for a dead one (one dict lookup per
+    access, unlike WeakIdKeyDictionary, which builds a weak reference on every lookup). Values must not be None.
+
+    Each entry holds a plain weak reference (the one Python keeps per object, so making it costs almost nothing)
+    and is checked on every read: when a dead tensor's id is reused by a new tensor, the entry no longer
+    matches and the new tensor is not found. Entries of dead tensors stay until their id is reused or the map
+    is dropped: a map lives for one count."""
 
     __slots__ = ("_d",)
 
@@ -35,16 +40,4 @@ class IdMap:
         self[t] = True
 
     def __setitem__(self, t: Any, value: Any) -> None:
-        key = id(t)
-        entry = self._d.get(key)
-        if entry is not None and entry[0]() is t:
-            self._d[key] = (entry[0], value)
-            return
-        table = self._d
-
-        def forget(ref: weakref.ref, key: int = key) -> None:
-            current = table.get(key)
-            if current is not None and current[0] is ref:
-                del table[key]
-
-        table[key] = (weakref.ref(t, forget), value)
+        self._d[id(t)] = (weakref.ref(t), value)

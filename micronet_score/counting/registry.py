@@ -44,9 +44,8 @@ class ChannelStats(NamedTuple):
     active: int
 
 
-@dataclass(frozen=True)
-class OpCall:
-    """One operator call as a cost function sees it."""
+class OpCall(NamedTuple):
+    """One operator call as a cost function sees it (immutable; a named tuple, made once per costed call)."""
 
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
