@@ -224,7 +224,8 @@ def _probe_float32(t: torch.Tensor, array: Any) -> tuple[bool, bool]:
     flat = array.reshape(-1)
     zero_free = int(np.minimum.reduce(flat.view(np.uint32))) != 0 and \
         int(np.minimum.reduce(flat.view(np.int32))) != -(1 << 31)
-    finite = bool(np.isfinite(np.dot(flat, flat))) or bool(np.isfinite(flat).all())
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing or NaN sum is the signal, not a problem
+        finite = bool(np.isfinite(np.dot(flat, flat))) or bool(np.isfinite(flat).all())
     return zero_free, finite
 
 
