@@ -1,0 +1,162 @@
+"""The engine's fast paths give exactly what the plain computations give.
+
+Each shortcut taken for speed (bit-pattern probes of weights, numpy for small tensors, batch norms measured
+together, the model index walked by hand, Python broadcasting, the paused garbage collector) is checked here
+against torch's own answer on the same values, special values included.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import torch
+from torch import nn
+
+import micronet_score as ms
+from micronet_score.counting.batchnorm import BatchNormUse, _measured, scale_shift
+from micronet_score.counting.model_index import ModelIndex
+from micronet_score.counting.reads import WeightReads
+from micronet_score.counting.shapes import broadcast_shape
+from micronet_score.counting.storage import count_nonzero, probe
+from micronet_score.counting.stored import same_elements
+from micronet_score.models import build
+
+SPECIAL = [0.0, -0.0, float("nan"), float("-nan"), float("inf"), float("-inf"), 1e-45, -1e-45, 3.4e38, -3.4e38]
+
+
+def _truth(t: torch.Tensor) -> tuple[bool, bool]:
+    return not bool((t == 0).any()), bool(torch.isfinite(t).all())
+
+
+@pytest.mark.parametrize("numel", [7, 5_000, 300_000])  # numpy's small path, the bit-pattern path
+@pytest.mark.parametrize("value", SPECIAL)
+def test_probe_agrees_with_torch_on_special_values(numel, value):
+    t = torch.randn(numel, generator=torch.Generator().manual_seed(numel))
+    t[numel // 3] = value
+    assert probe(t) == _truth(t)
+    assert probe(t.reshape(-1, 1) if numel == 7 else t.reshape(-1, 100)) == _truth(t)
+    assert probe(nn.Parameter(t)) == _truth(t)
+
+
+def test_probe_of_huge_finite_values_whose_dot_product_overflows():
+    t = torch.full((100_000,), 3e38)  # the dot product overflows to inf: the exact check must say finite
+    assert probe(t) == (True, True)
+
+
+@pytest.mark.parametrize("shape,dim", [((6, 5), 0), ((6, 5), 1), ((4, 3, 2, 2), 0), ((40, 30, 3, 3), 1)])
+def test_count_nonzero_per_channel_equals_torch(shape, dim):
+    t = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    t[t.abs() < 0.5] = 0
+    t.view(-1)[0] = -0.0
+    expected = (t != 0).sum(dim=[d for d in range(t.dim()) if d != dim])
+    assert torch.equal(count_nonzero(t, dim), expected)
+    assert count_nonzero(t) == int((t != 0).sum())
+
+
+def test_small_tensors_read_together_agree_with_torch():
+    g = torch.Generator().manual_seed(2)
+    tensors = [torch.randn(n, generator=g) for n in (1, 3, 64, 700, 0, 16_384)]
+    tensors[1][1] = 0.0
+    tensors[2][5] = float("nan")
+    tensors[3][0] = -0.0
+    tensors[3][1] = float("-inf")
+    reads = WeightReads(tensors)
+    for t in tensors:
+        assert reads.get(t) == _truth(t), t.numel()
+    assert reads.get(torch.randn(3)) is None  # a tensor it was not given
+    reads.invalidate()
+    assert reads.get(tensors[0]) is None
+
+
+def test_batch_norms_measured_together_equal_one_by_one():
+    g = torch.Generator().manual_seed(3)
+    norms = []
+    for i in range(40):
+        n = 1 + i % 7 * 5
+        weight = torch.randn(n, generator=g)
+        weight[::3] = 0
+        bias = torch.randn(n, generator=g) if i % 2 else None
+        mean, var = torch.randn(n, generator=g) * 1e3, torch.rand(n, generator=g) * 1e-6
+        if i == 7:
+            var[0] = float("nan")
+        if i == 9:
+            mean[0] = float("inf")
+        if bias is not None:  # a shift that cancels exactly: counted as a zero both ways
+            bias[0] = (mean[0] * torch.rsqrt(var[0] + 1e-3) * weight[0]).item()
+        norms.append(BatchNormUse(-1, n, (weight if i % 5 else None, bias, mean, var), (1e-5, 1e-3, 0.1)[i % 3],
+                                  32, f"bn{i}"))
+    for bn, (pair, known) in zip(norms, _measured(norms)):
+        reference = scale_shift(bn)
+        for mine, ref in zip(pair, reference):
+            assert torch.equal(torch.isnan(mine), torch.isnan(ref))
+            assert torch.equal(mine.nan_to_num(0.0), ref.nan_to_num(0.0))
+            assert known[id(mine)] == (int((ref != 0).sum()), bool(torch.isfinite(ref).all()))
+
+
+@pytest.mark.parametrize("a,b", [((3, 1, 5), (4, 5)), ((1,), (2, 3)), ((2, 3), (2, 3)), ((), (4,)), ((0, 1), (1, 7))])
+def test_broadcast_shape_equals_torch(a, b):
+    assert broadcast_shape(a, b) == tuple(torch.broadcast_shapes(a, b))
+
+
+def test_broadcast_shape_refuses_like_torch():
+    with pytest.raises(RuntimeError):
+        torch.broadcast_shapes((3, 2), (4, 2))
+    with pytest.raises(RuntimeError, match="cannot be broadcast"):
+        broadcast_shape((3, 2), (4, 2))
+
+
+@pytest.mark.parametrize("name", ["resnet18-cifar", "densenet-seed", "efficientnet-b0"])
+def test_model_index_lists_what_named_modules_lists(name):
+    model = build(name)
+    index = ModelIndex.of(model)
+    assert [(n, id(m)) for n, m in index.modules] == [(n, id(m)) for n, m in model.named_modules()]
+    assert [(n, id(t)) for n, t in index.parameters] == [(n, id(t)) for n, t in model.named_parameters()]
+    assert [(n, id(t)) for n, t in index.buffers] == [(n, id(t)) for n, t in model.named_buffers()]
+
+
+def test_model_index_of_shared_and_missing_children():
+    shared = nn.Linear(2, 2)
+    model = nn.Sequential(shared, nn.Sequential(shared, nn.ReLU()), shared)
+    model.add_module("gone", None)
+    index = ModelIndex.of(model)
+    assert [n for n, _ in index.modules] == [n for n, _ in model.named_modules()] == ["", "0", "1", "1.1"]
+    assert [n for n, _ in index.parameters] == ["0.weight", "0.bias"]
+
+
+def test_same_elements_only_for_permutations_of_all_of_a_tensor():
+    w = torch.randn(6, 4)
+    assert same_elements(w.t(), w)
+    assert same_elements(w.reshape(4, 6), w)
+    assert not same_elements(w[:3], w)
+    assert not same_elements(w[0].expand(6, 4), w)  # as many elements, all from one row
+
+
+def test_counting_leaves_every_storage_resizable():
+    # Tensor.numpy() would mark a weight's storage as not resizable for good: the engine reads through DLPack
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    ms.count(model, (1, 4))
+    for p in model.parameters():
+        p.data.resize_(p.numel() * 2)  # raises on a storage numpy has pinned
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_garbage_collector_paused_during_a_count_and_left_as_it_was(enabled):
+    seen = []
+
+    class Watch(nn.Module):
+        def forward(self, x):
+            seen.append(gc.isenabled())
+            return x * 2
+
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        ms.count(Watch(), (1, 3))
+        assert seen == [False]
+        assert gc.isenabled() is enabled
+        with pytest.raises(ms.MicronetError):
+            ms.count(Watch(), torch.zeros(0, 3))  # refused: left as it was as well
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
