@@ -162,7 +162,7 @@ def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None 
     tracer.cost_table = ctx.costs
     for t in tensors:
         tracer.mark_input(t)
-    tracer.reads = WeightReads(t for _, t in index.tensors)
+    tracer.reads = WeightReads.of_model(m for _, m in index.modules)
     with _inference_run(model, index, tracer) as run, probing(tracer.dep) as probe:
         try:
             output = model(*args, **kwargs)

@@ -22,8 +22,9 @@ from collections.abc import Iterable
 
 import numpy as np
 import torch
+from torch._utils import _flatten_dense_tensors
 
-from micronet_score.counting.storage import numpy_view
+_NORMS = (torch.nn.modules.batchnorm._NormBase,)
 
 #: Tensors up to this many values are read together at the start of a count.
 SMALL = 1 << 14
@@ -36,9 +37,25 @@ class WeightReads:
 
     def __init__(self, tensors: Iterable[torch.Tensor]) -> None:
         self._results: dict[int, tuple[torch.Tensor, Probe]] = {}
-        small = [t for t in tensors if _readable(t) and t.numel() <= SMALL]
+        small = [t for t in tensors if t.numel() <= SMALL and _readable(t)]
         if len(small) > 1:
             self._read_together(small)
+
+    @classmethod
+    def of_model(cls, modules: Iterable[torch.nn.Module]) -> WeightReads:
+        """The reads of the tensors of ``modules`` that operators price one by one: batch norms' tensors are
+        left out (:func:`~micronet_score.counting.batchnorm.fold` measures all norms together)."""
+        seen: set[int] = set()
+        tensors = []
+        for m in modules:
+            if isinstance(m, _NORMS):
+                continue
+            for table in (m._parameters, m._buffers):
+                for t in table.values():
+                    if t is not None and id(t) not in seen:
+                        seen.add(id(t))
+                        tensors.append(t)
+        return cls(tensors)
 
     def get(self, t: torch.Tensor) -> Probe | None:
         """The result for the stored tensor ``t``, or None when it was not read here (the caller reads it)."""
@@ -53,7 +70,8 @@ class WeightReads:
 
     def _read_together(self, tensors: list[torch.Tensor]) -> None:
         """One concatenation of small float32 tensors, then per-tensor sums of (x == 0) and of non-finite x."""
-        flat = np.concatenate([numpy_view(t).reshape(-1) for t in tensors])
+        with torch.no_grad():
+            flat = _flatten_dense_tensors(tensors).numpy()  # one copy of all of them, made in one call
         sizes = [t.numel() for t in tensors]
         keep = [i for i, n in enumerate(sizes) if n]
         starts = np.cumsum([0, *sizes[:-1]])[keep]
@@ -68,6 +86,8 @@ class WeightReads:
 
 
 def _readable(t: torch.Tensor) -> bool:
-    """Plain float32 CPU tensors laid out in memory without gaps (what numpy reads directly)."""
-    return (type(t) in (torch.Tensor, torch.nn.Parameter) and t.dtype == torch.float32 and t.is_cpu
-            and t.layout == torch.strided and t.is_contiguous() and not t.is_neg())
+    """Plain float32 CPU tensors (torch copies them into one buffer, conjugate or negative views resolved)."""
+    return type(t) in _PLAIN and t.dtype is torch.float32 and t.is_cpu and t.layout is torch.strided
+
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
