@@ -49,12 +49,6 @@ def broadcast_shape(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _check(condition: bool, message: str) -> None:
-    """Refuse what the real kernel would refuse: a shape table must never count a forward that cannot run."""
-    if not condition:
-        raise RuntimeError(message)
-
-
 def _shape(*ops: Any) -> Callable[[ShapeFn], ShapeFn]:
     def deco(fn: ShapeFn) -> ShapeFn:
         for op in ops:
@@ -81,30 +75,35 @@ def _tuple(value: Sequence[int], n: int) -> list[int]:
 @_shape(aten.convolution.default)
 def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
     d = x.dim() - 2
-    _check(x.dim() == w.dim(), f"convolution: expected a {w.dim()}-d input for a {w.dim()}-d weight, got {tuple(x.shape)}")
+    if x.dim() != w.dim():
+        raise RuntimeError(f"convolution: expected a {w.dim()}-d input for a {w.dim()}-d weight, got {tuple(x.shape)}")
     stride, padding, dilation = _tuple(stride, d), _tuple(padding, d), _tuple(dilation, d)
     kernel = w.shape[2:]
     if transposed:
-        _check(x.shape[1] == w.shape[0], f"convolution: input has {x.shape[1]} channels, weight expects {w.shape[0]}")
+        if x.shape[1] != w.shape[0]:
+            raise RuntimeError(f"convolution: input has {x.shape[1]} channels, weight expects {w.shape[0]}")
         output_padding = _tuple(output_padding, d)
         spatial = [(x.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (kernel[i] - 1)
                    + output_padding[i] + 1 for i in range(d)]
         channels = w.shape[1] * groups
     else:
-        _check(x.shape[1] == w.shape[1] * groups,
-               f"convolution: input has {x.shape[1]} channels, weight expects {w.shape[1] * groups}")
+        if x.shape[1] != w.shape[1] * groups:
+            raise RuntimeError(f"convolution: input has {x.shape[1]} channels, weight expects {w.shape[1] * groups}")
         spatial = [_conv_out(x.shape[2 + i], kernel[i], stride[i], padding[i], dilation[i]) for i in range(d)]
-        _check(all(o > 0 for o in spatial), f"convolution: input {tuple(x.shape)} is smaller than the kernel")
+        if min(spatial, default=1) <= 0:
+            raise RuntimeError(f"convolution: input {tuple(x.shape)} is smaller than the kernel")
         channels = w.shape[0]
     return _empty((x.shape[0], channels, *spatial), x)
 
 
 def _matmul_check(a, b, batched: bool) -> None:
-    _check(a.dim() == b.dim() == (3 if batched else 2), f"matrix product of shapes {tuple(a.shape)}, {tuple(b.shape)}")
-    _check(a.shape[-1] == b.shape[-2],
-           f"mat1 and mat2 shapes cannot be multiplied ({'x'.join(map(str, a.shape))} and "
-           f"{'x'.join(map(str, b.shape))})")
-    _check(not batched or a.shape[0] == b.shape[0], f"batch sizes differ: {a.shape[0]} and {b.shape[0]}")
+    if not a.dim() == b.dim() == (3 if batched else 2):
+        raise RuntimeError(f"matrix product of shapes {tuple(a.shape)}, {tuple(b.shape)}")
+    if a.shape[-1] != b.shape[-2]:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({'x'.join(map(str, a.shape))} and "
+               f"{'x'.join(map(str, b.shape))})")
+    if batched and a.shape[0] != b.shape[0]:
+        raise RuntimeError(f"batch sizes differ: {a.shape[0]} and {b.shape[0]}")
 
 
 @_shape(aten.addmm.default)
@@ -176,10 +175,11 @@ for _name in ("add", "sub", "mul", "div"):
 
 
 def _norm_channels(x, weight, mean) -> None:
-    _check(x.dim() >= 2, f"batch norm needs a batch and channels, got {tuple(x.shape)}")
+    if x.dim() < 2:
+        raise RuntimeError(f"batch norm needs a batch and channels, got {tuple(x.shape)}")
     for t in (weight, mean):
-        if isinstance(t, torch.Tensor):
-            _check(t.numel() == x.shape[1], f"batch norm over {x.shape[1]} channels with {t.numel()} parameters")
+        if isinstance(t, torch.Tensor) and t.numel() != x.shape[1]:
+            raise RuntimeError(f"batch norm over {x.shape[1]} channels with {t.numel()} parameters")
 
 
 def _batch_norm(x, weight=None, bias=None, mean=None, *args, **kwargs):
@@ -199,8 +199,8 @@ SHAPES[aten._native_batch_norm_legit_no_training.default] = _batch_norm_no_train
 
 @_shape(aten.native_layer_norm.default)
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
-    _check(tuple(x.shape[x.dim() - len(normalized_shape):]) == tuple(normalized_shape),
-           f"layer norm over {tuple(normalized_shape)} of an input {tuple(x.shape)}")
+    if tuple(x.shape[x.dim() - len(normalized_shape):]) != tuple(normalized_shape):
+        raise RuntimeError(f"layer norm over {tuple(normalized_shape)} of an input {tuple(x.shape)}")
     stat = (*x.shape[: x.dim() - len(normalized_shape)], *([1] * len(normalized_shape)))
     return _empty(x.shape, x), _empty(stat, x), _empty(stat, x)
 
@@ -237,14 +237,16 @@ def _pool_out(x, kernel, stride, padding, dilation, ceil_mode, d):
 @_shape(aten.max_pool2d_with_indices.default)
 def max_pool2d(x, kernel, stride=(), padding=(0,), dilation=(1,), ceil_mode=False):
     shape = _pool_out(x, kernel, stride, padding, dilation, ceil_mode, 2)
-    _check(all(o > 0 for o in shape[-2:]), f"max pool: input {tuple(x.shape)} is smaller than the window")
+    if min(shape[-2:], default=1) <= 0:
+        raise RuntimeError(f"max pool: input {tuple(x.shape)} is smaller than the window")
     return _empty(shape, x), _empty(shape, x, torch.int64)
 
 
 @_shape(aten.avg_pool2d.default)
 def avg_pool2d(x, kernel, stride=(), padding=(0,), ceil_mode=False, count_include_pad=True, divisor=None):
     shape = _pool_out(x, kernel, stride, padding, (1,), ceil_mode, 2)
-    _check(all(o > 0 for o in shape[-2:]), f"avg pool: input {tuple(x.shape)} is smaller than the window")
+    if min(shape[-2:], default=1) <= 0:
+        raise RuntimeError(f"avg pool: input {tuple(x.shape)} is smaller than the window")
     return _empty(shape, x)
 
 
@@ -255,12 +257,15 @@ def adaptive_avg_pool2d(x, output_size):
 
 def _view(x, shape):
     shape = list(shape)
-    _check(shape.count(-1) <= 1, "only one dimension can be inferred")
+    if shape.count(-1) > 1:
+        raise RuntimeError("only one dimension can be inferred")
     if -1 in shape:
         known = math.prod(s for s in shape if s != -1)
-        _check(known > 0 and x.numel() % known == 0, f"shape {tuple(shape)} is invalid for input of size {x.numel()}")
+        if known <= 0 or x.numel() % known:
+            raise RuntimeError(f"shape {tuple(shape)} is invalid for input of size {x.numel()}")
         shape[shape.index(-1)] = x.numel() // known
-    _check(math.prod(shape) == x.numel(), f"shape {tuple(shape)} is invalid for input of size {x.numel()}")
+    if math.prod(shape) != x.numel():
+        raise RuntimeError(f"shape {tuple(shape)} is invalid for input of size {x.numel()}")
     return _empty(shape, x)
 
 
@@ -284,7 +289,8 @@ def transpose(x, a, b):
 
 @_shape(aten.permute.default)
 def permute(x, dims):
-    _check(len(dims) == x.dim(), f"permute: {len(dims)} dims for a {x.dim()}-d tensor")
+    if len(dims) != x.dim():
+        raise RuntimeError(f"permute: {len(dims)} dims for a {x.dim()}-d tensor")
     return _empty([x.shape[d % x.dim()] for d in dims], x)
 
 
@@ -299,10 +305,12 @@ def unsqueeze(x, dim):
 @_shape(aten.expand.default)
 def expand(x, size, implicit=False):
     lead = len(size) - x.dim()
-    _check(lead >= 0, f"expand: {len(size)} sizes for a {x.dim()}-d tensor")
+    if lead < 0:
+        raise RuntimeError(f"expand: {len(size)} sizes for a {x.dim()}-d tensor")
     shape = [s if s != -1 else x.shape[i - lead] for i, s in enumerate(size)]
     for i in range(x.dim()):
-        _check(x.shape[i] in (1, shape[i + lead]), f"expand: size {x.shape[i]} cannot become {shape[i + lead]}")
+        if x.shape[i] not in (1, shape[i + lead]):
+            raise RuntimeError(f"expand: size {x.shape[i]} cannot become {shape[i + lead]}")
     return _empty(shape, x)
 
 
@@ -311,9 +319,11 @@ def cat(tensors, dim=0):
     tensors = [t for t in tensors if not (t.dim() == 1 and t.shape[0] == 0)]
     first = tensors[0]
     dim = dim % first.dim()
+    rest = first.shape[:dim] + first.shape[dim + 1:]
     for t in tensors[1:]:
-        _check(t.dim() == first.dim() and all(a == b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != dim),
-               f"cat: sizes of tensors must match except in dimension {dim}: {tuple(first.shape)} and {tuple(t.shape)}")
+        if t.dim() != first.dim() or t.shape[:dim] + t.shape[dim + 1:] != rest:
+            raise RuntimeError(f"cat: sizes of tensors must match except in dimension {dim}: {tuple(first.shape)} "
+                               f"and {tuple(t.shape)}")
     shape = list(first.shape)
     shape[dim] = sum(t.shape[dim] for t in tensors)
     return _empty(shape, first)
