@@ -58,6 +58,9 @@ class BitSources:
 
     precision_of: Any  # module name -> Precision | None
     user_bits: bool  # False when the count has no bits= (precision_of always None)
+    tensor_names: dict[int, str]
+    _model_tensors: dict[int, torch.Tensor]
+    _model_bits: dict[str, int]
     activation_widths: set[int]
 
     def _precision(self, module: str) -> Precision | None:
@@ -82,6 +85,13 @@ class BitSources:
                     return user.activation
             bits = dep[1]
             return bits if bits is not None else dtype_bits(t.dtype)
+        name = self.tensor_names.get(id(t))
+        if name is not None and self._model_tensors.get(id(t)) is t:
+            bits = self._model_bits.get(name)  # a parameter or buffer: the same width all through the count
+            if bits is None:
+                info = self._static_info(t)
+                bits = self._model_bits[name] = self.stored_bits(t, info, self._owner(info.sources))
+            return bits
         info = self._static_info(t)
         if info is not None and info.root is not None and info.bits is None:
             root_info = self._static_info(info.root)

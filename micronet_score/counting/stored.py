@@ -59,6 +59,7 @@ class StoredTensors:
         self.used_sources = set()
         self.nonzeros_known = True
         self._stats_cache: dict[Any, ChannelStats] = {}
+        self._model_bits: dict[str, int] = {}  # a parameter or buffer's name -> its width in this count
         self._nonzeros: dict[Any, int] = {}  # stored-tensor key -> non-zeros, learnt from channel stats
         self._finite: dict[Any, bool] = {}
         self._probed: dict[Any, tuple[bool, bool]] = {}  # stored-tensor key -> (no zero, no NaN/Inf)
@@ -129,6 +130,11 @@ class StoredTensors:
 
     def channel_stats(self, t: torch.Tensor, dim: int) -> ChannelStats:
         """Non-zeros of ``t`` per index along ``dim`` (dense figures when they are unknown or dynamic)."""
+        name = self.tensor_names.get(id(t))
+        if name is not None and self._model_tensors.get(id(t)) is t:  # a parameter or buffer measured before
+            cached = self._stats_cache.get((name, dim))
+            if cached is not None and t not in self.dep:
+                return cached
         channels = t.shape[dim] if t.dim() else 1
         length = t.numel() // max(channels, 1)
         dense = ChannelStats(channels * length, channels * max(length - 1, 0), channels)
