@@ -78,9 +78,10 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
     params_by_bits: Counter[int] = Counter()
     order = {name: i for i, name in enumerate(tracer.module_types)}
     stored.sort(key=lambda s: (order.get(s.module, len(order)), s.label))  # the same whatever path ran
+    policy = conv.mask_policy
     for s in stored:
         b = eff(s.bits) if s.value else s.bits  # a mask or index is stored at its own width
-        priced = price(s.stats, b, conv.mask_policy)
+        priced = price(s.stats, b, policy)
         r = row(s.module)
         r.params += s.stats.numel
         if s.stats.nonzeros is None:

@@ -47,11 +47,16 @@ PolicyLike = str | StoragePolicy
 _LEGACY = {"when-zeros": StoragePolicy("element"), "cheaper": StoragePolicy("cheapest")}
 
 
+_DEFAULT_POLICY = StoragePolicy()
+
+
 def storage_policy(policy: PolicyLike | None) -> StoragePolicy:
     """A :class:`StoragePolicy` from one, from a sparse format name (``"element"``, ``"block"``,
     ``"cheapest"``; weights only may be sparse) or None (the default, ``"element"``)."""
+    if type(policy) is StoragePolicy:
+        return policy
     if policy is None:
-        return StoragePolicy()
+        return _DEFAULT_POLICY
     if isinstance(policy, StoragePolicy):
         return policy
     if policy in SPARSE_FORMATS:
