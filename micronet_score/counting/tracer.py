@@ -33,6 +33,7 @@ from micronet_score.counting.registry import (
     OpCall,
     aten,
     fake_quant,
+    is_dequantize,
     is_free,
     lookup,
     op_name,
@@ -55,6 +56,11 @@ def _complex(tensors: list[torch.Tensor]) -> bool:
     return False
 
 
+def _may_be_packed(schema_type: str) -> bool:
+    """True for an argument type that can hold a torch.ao packed-parameters object."""
+    return "torch.classes" in schema_type or schema_type in ("Any", "AnyClassType")
+
+
 class OpInfo(NamedTuple):
     """What the tracer needs to know about one operator overload, looked up once per count."""
 
@@ -64,6 +70,8 @@ class OpInfo(NamedTuple):
     fake_quant: FakeQuantEntry | None
     free: bool
     writes: tuple[int, ...]  # positions of the arguments it writes into (in-place and out= operators)
+    packed: bool  # it may take torch.ao packed parameters (an argument of a script-object or Any type)
+    output_bits: bool  # its outputs' width needs working out (fake quant, dequantize, no cost)
 
 
 class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams, MetaExecution, InPlaceGuard,
@@ -107,8 +115,10 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         writes = tuple(i for i, a in enumerate(func._schema.arguments)
                        if a.alias_info is not None and a.alias_info.is_write)
         self._mutable[func] = writes
-        info = OpInfo(packet, op_name(func), self.cost_table.get(packet) or lookup(packet), fake_quant(packet),
-                      is_free(packet), writes)
+        entry, fq = self.cost_table.get(packet) or lookup(packet), fake_quant(packet)
+        packed = any(_may_be_packed(str(a.type)) for a in func._schema.arguments)
+        info = OpInfo(packet, op_name(func), entry, fq, is_free(packet), writes, packed,
+                      entry is None or fq is not None or is_dequantize(packet))
         self._ops[func] = info
         return info
 
@@ -154,8 +164,8 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
             if self.strict:
                 raise UnsupportedOpError(op.name, module)
             self.unsupported[module][op.name] += 1
-        statics = [t for t, i in zip(tensors, infos) if i is None]
-        packed = self.unpack_args(func, args) if self._has_packed(args) else ()
+        statics = [t for t, i in zip(tensors, infos) if i is None] if len(tainted) < len(infos) else []
+        packed = self.unpack_args(func, args) if op.packed and self._has_packed(args) else ()
         for weight, bias in packed:
             statics.append(weight)
             tensors.append(weight)
@@ -175,7 +185,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
                 info = self._static_info(t)
                 if info is not None and info.sources:
                     self._register_stored(t, info, *self._role(func, args, t, packed))
-        bits = self._output_bits(op.packet, tensors, tainted, entry, fq, args)
+        bits = self._output_bits(op.packet, tensors, tainted, entry, fq, args) if op.output_bits else None
         if op.packet is aten.unsqueeze and tainted[0][0] == -1 and args[1] == 0 and tensors[0] in self.inputs:
             self.unbatched = True  # the model batches its own input: each input is one example
         if entry is None and len(tainted) == 1:
@@ -214,7 +224,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         return operand_role(func, args, t)
 
     def _costed(self, func, op: OpInfo, entry: CostEntry, args, kwargs, out, tensors, packed, module: str) -> int:
-        if _complex(tensors) or _complex(out_tensors(out)):
+        if _complex(tensors) or (out.is_complex() if isinstance(out, torch.Tensor) else _complex(out_tensors(out))):
             kind = self.module_types.get(module, "?")
             where = f"module '{module}' ({kind})" if module else "the root module"
             raise ComplexTensorError(
@@ -231,8 +241,14 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
             else:
                 operands = [args[i] for i in entry.mult_operands
                             if i < len(args) and isinstance(args[i], torch.Tensor)]
-            operands = [*operands, *(w for w, _ in packed)]
-            mult_bits = max((self.tensor_bits(t, module) for t in operands), default=32)
+            if packed:
+                operands = [*operands, *(w for w, _ in packed)]
+            mult_bits = 0
+            for t in operands:
+                b = self.tensor_bits(t, module)
+                if b > mult_bits:
+                    mult_bits = b
+            mult_bits = mult_bits or 32
         self._note_quantized_inputs(tensors, module)
         event = Event(module, op.name, int(cost.mults), int(cost.adds), mult_bits)
         if entry.kind in ("conv", "linear"):
