@@ -610,10 +610,11 @@ def main() -> None:
     md = markdown(results, info, toolset, args)
     print(md)
     if not args.no_save:
-        (RESULTS / "benchmark.md").parent.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "benchmark.md").write_text(md)
-        write_json(RESULTS / "benchmark.json", to_json(results, info, toolset, args))
-        print(f"wrote {RESULTS / 'benchmark.md'} and benchmark.json", file=sys.stderr)
+        stem = "benchmark" if args.threads == 1 else f"benchmark_threads{args.threads}"
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"{stem}.md").write_text(md)
+        write_json(RESULTS / f"{stem}.json", to_json(results, info, toolset, args))
+        print(f"wrote {RESULTS / stem}.md and {stem}.json", file=sys.stderr)
 
 
 if __name__ == "__main__":
