@@ -162,7 +162,6 @@ def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None 
     tracer.cost_table = ctx.costs
     for t in tensors:
         tracer.mark_input(t)
-    tracer.reads = WeightReads.of_model(m for _, m in index.modules)
     with _inference_run(model, index, tracer) as run, probing(tracer.dep) as probe:
         try:
             output = model(*args, **kwargs)
@@ -210,6 +209,9 @@ def _inference_run(model: torch.nn.Module, index: ModelIndex, tracer: Tracer) ->
     devices = [t.device.index or 0 for _, t in index.parameters if t.device.type == "cuda"][:1]
     with model_session(model, index) as session:
         tracer.session = session
+        # the weights read for this count: after the model is ours (counts of one model take turns), before
+        # the modes (these reads are not the model's operators)
+        tracer.reads = WeightReads.of_model(m for _, m in index.modules)
         try:
             for _, m in index.modules:
                 m.training = False
