@@ -103,24 +103,26 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
     mults_by_bits: Counter[int] = Counter()
     adds_total = 0
     per_op: dict[str, list[int]] = {}  # operator -> [mults, adds, calls]
-    for e in events:
+    cap = FREEBIE_BITS if freebie else None
+    for e in events:  # the loop every costed operator call goes through: lookups kept local
+        mults, adds = e.mults, e.adds
         op = per_op.get(e.op)
         if op is None:
             op = per_op[e.op] = [0, 0, 0]
-        op[0] += e.mults
-        op[1] += e.adds
+        op[0] += mults
+        op[1] += adds
         op[2] += 1
-        r = row(e.module)
-        r.mults += e.mults
-        r.adds += e.adds
-        mb = eff(e.mult_bits)
-        r.ops += weigh(e.mults, mb) + weigh(e.adds, acc)
-        if e.mults:
+        r = rows.get(e.module) or row(e.module)
+        r.mults += mults
+        r.adds += adds
+        mb = e.mult_bits if cap is None or e.mult_bits < cap else cap
+        r.ops += weigh(mults, mb) + weigh(adds, acc)
+        if mults:
             r.mult_bits.add(mb)
-            mults_by_bits[mb] += e.mults
-        if e.adds:
+            mults_by_bits[mb] += mults
+        if adds:
             r.add_bits.add(acc)
-        adds_total += e.adds
+        adds_total += adds
     for module in tracer.unsupported:
         row(module)
     layers = []
