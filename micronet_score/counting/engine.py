@@ -211,7 +211,7 @@ def _inference_run(model: torch.nn.Module, index: ModelIndex, tracer: Tracer) ->
         tracer.session = session
         # the weights read for this count: after the model is ours (counts of one model take turns), before
         # the modes (these reads are not the model's operators)
-        tracer.reads = WeightReads.of_model(m for _, m in index.modules)
+        tracer.reads = WeightReads.of_model(index)
         try:
             for _, m in index.modules:
                 m.training = False

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch._utils import _flatten_dense_tensors
 
-_NORMS = (torch.nn.modules.batchnorm._NormBase,)
+from micronet_score.counting.model_index import ModelIndex
+from micronet_score.counting.storage import SMALL  # the tensors read together: those numpy reads faster
 
-#: Tensors up to this many values are read together at the start of a count.
-SMALL = 1 << 14
+_NORMS = (torch.nn.modules.batchnorm._NormBase,)
 
 Probe = tuple[bool, bool]  # (no zero, no NaN/Inf)
 
@@ -42,20 +42,12 @@ class WeightReads:
             self._read_together(small)
 
     @classmethod
-    def of_model(cls, modules: Iterable[torch.nn.Module]) -> WeightReads:
-        """The reads of the tensors of ``modules`` that operators price one by one: batch norms' tensors are
-        left out (:func:`~micronet_score.counting.batchnorm.fold` measures all norms together)."""
-        seen: set[int] = set()
-        tensors = []
-        for m in modules:
-            if isinstance(m, _NORMS):
-                continue
-            for table in (m._parameters, m._buffers):
-                for t in table.values():
-                    if t is not None and id(t) not in seen:
-                        seen.add(id(t))
-                        tensors.append(t)
-        return cls(tensors)
+    def of_model(cls, index: ModelIndex) -> WeightReads:
+        """The reads of the model's tensors that operators price one by one: batch norms' tensors are left out
+        (:func:`~micronet_score.counting.batchnorm.fold` measures all norms together)."""
+        norms = {id(t) for _, m in index.modules if isinstance(m, _NORMS)
+                 for t in (*m._parameters.values(), *m._buffers.values()) if t is not None}
+        return cls(t for _, t in index.tensors if id(t) not in norms)
 
     def get(self, t: torch.Tensor) -> Probe | None:
         """The result for the stored tensor ``t``, or None when it was not read here (the caller reads it)."""

@@ -196,7 +196,7 @@ def probe(t: torch.Tensor) -> tuple[bool, bool]:
         return True, True
     array = numpy_view(t)
     if array is not None:  # NaN counts as non-zero and -0.0 as zero, as with t != 0
-        if numel <= _SMALL:
+        if numel <= SMALL:
             return bool(array.all()), _finite_array(array)
         if array.dtype == np.float32 and array.flags.c_contiguous:
             return _probe_float32(t, array)
@@ -212,7 +212,8 @@ def probe(t: torch.Tensor) -> tuple[bool, bool]:
     return bool(torch.count_nonzero(t) == numel), finite
 
 
-_SMALL = 1 << 14  # up to this many values, numpy's loops beat a torch kernel launch
+#: Up to this many values, numpy's loops beat a torch kernel launch (and a count reads such tensors together).
+SMALL = 1 << 14
 
 
 def _probe_float32(t: torch.Tensor, array: Any) -> tuple[bool, bool]:
@@ -265,7 +266,7 @@ def is_finite(t: torch.Tensor) -> bool:
     """No NaN or Inf in ``t``: one fast sum, with an exact check only when the sum is not finite."""
     if not t.is_floating_point() or t.numel() == 0:
         return True
-    if t.numel() <= _SMALL:
+    if t.numel() <= SMALL:
         array = numpy_view(t)
         if array is not None:
             return _finite_array(array)
@@ -282,7 +283,7 @@ def count_nonzero(t: torch.Tensor, dim: int | None = None, finite: bool = True) 
     temporary as large as the weight. Falls back to the exact comparison when ``t`` holds NaN (torch's
     sign(NaN) is 0, yet NaN is not zero).
     """
-    small = numpy_view(t) if t.numel() <= _SMALL else None
+    small = numpy_view(t) if t.numel() <= SMALL else None
     if dim is None:
         if small is not None:
             return int(np.count_nonzero(small))
