@@ -18,7 +18,7 @@ from micronet_score.counting.batchnorm import BatchNormUse, _measured, scale_shi
 from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.reads import WeightReads
 from micronet_score.counting.shapes import broadcast_shape
-from micronet_score.counting.storage import count_nonzero, probe
+from micronet_score.counting.storage import CHUNK, count_nonzero, probe
 from micronet_score.counting.stored import same_elements
 from micronet_score.models import build
 
@@ -37,6 +37,24 @@ def test_probe_agrees_with_torch_on_special_values(numel, value):
     assert probe(t) == _truth(t)
     assert probe(t.reshape(-1, 1) if numel == 7 else t.reshape(-1, 100)) == _truth(t)
     assert probe(nn.Parameter(t)) == _truth(t)
+
+
+@pytest.mark.parametrize("value", SPECIAL)
+@pytest.mark.parametrize("where", [0, CHUNK - 1, CHUNK, 2 * CHUNK + 5, -1])  # slice edges, the last slice
+def test_probe_reads_every_slice_of_a_large_weight(value, where):
+    t = torch.randn(2 * CHUNK + 6, generator=torch.Generator().manual_seed(5)).abs() + 0.5
+    t[where] = value
+    assert probe(t) == _truth(t)
+
+
+@pytest.mark.parametrize("zero_at,bad_at", [(0, -1), (-1, 0), (3, 3 * CHUNK - 1)])
+def test_probe_finds_a_late_nan_after_an_early_zero_and_the_reverse(zero_at, bad_at):
+    t = torch.ones(3 * CHUNK)
+    t[zero_at] = 0.0
+    t[bad_at] = float("nan")
+    assert probe(t) == (False, False)
+    t[bad_at] = 1.0
+    assert probe(t) == (False, True)
 
 
 def test_probe_of_huge_finite_values_whose_dot_product_overflows():
