@@ -87,6 +87,8 @@ class BitSources:
             return bits if bits is not None else dtype_bits(t.dtype)
         name = self.tensor_names.get(id(t))
         if name is not None and self._model_tensors.get(id(t)) is t:
+            if not self.user_bits:  # a parameter or buffer as stored has no fake-quant width: its dtype's
+                return dtype_bits(t.dtype)
             bits = self._model_bits.get(name)  # a parameter or buffer: the same width all through the count
             if bits is None:
                 info = self._static_info(t)
