@@ -198,8 +198,10 @@ def probe(t: torch.Tensor) -> tuple[bool, bool]:
     if array is not None:  # NaN counts as non-zero and -0.0 as zero, as with t != 0
         if numel <= SMALL:
             return bool(array.all()), _finite_array(array)
-        if array.dtype == np.float32 and array.flags.c_contiguous:
-            return _probe_float32(t, array)
+        if array.dtype == np.float32:
+            dense = _in_memory_order(array)
+            if dense is not None:  # zeros and finiteness do not depend on the order the values are read in
+                return _probe_float32(t, dense)
         return bool(array.all()), is_finite(t)
     finite = is_finite(t)
     if numel <= 1 << 16:
@@ -248,6 +250,16 @@ def _probe_float32(t: torch.Tensor, array: Any) -> tuple[bool, bool]:
 
 #: Values per slice of a large float32 weight's probe: 512 KiB, read three times from the CPU cache.
 CHUNK = 1 << 17
+
+
+def _in_memory_order(array: Any) -> Any:
+    """``array`` itself when C-contiguous; for a transpose or permutation of a contiguous block (a linear
+    layer's weight seen as ``w.t()``), the same memory with its axes put back in memory order; else None."""
+    if array.flags.c_contiguous:
+        return array
+    order = sorted(range(array.ndim), key=lambda d: array.strides[d], reverse=True)
+    permuted = array.transpose(order)
+    return permuted if permuted.flags.c_contiguous else None
 
 
 def _finite_array(array: Any) -> bool:

@@ -57,6 +57,15 @@ def test_probe_finds_a_late_nan_after_an_early_zero_and_the_reverse(zero_at, bad
     assert probe(t) == (False, True)
 
 
+@pytest.mark.parametrize("value", SPECIAL)
+@pytest.mark.parametrize("view", ["t", "permute", "strided"])
+def test_probe_of_a_transposed_or_strided_weight(value, view):
+    base = torch.randn(300, 200, generator=torch.Generator().manual_seed(6))
+    base[7, 150] = value
+    t = {"t": base.t(), "permute": base.reshape(30, 10, 200).permute(2, 0, 1), "strided": base[:, ::2]}[view]
+    assert probe(t) == _truth(t)
+
+
 def test_probe_of_huge_finite_values_whose_dot_product_overflows():
     t = torch.full((100_000,), 3e38)  # the dot product overflows to inf: the exact check must say finite
     assert probe(t) == (True, True)
