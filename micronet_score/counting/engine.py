@@ -103,7 +103,7 @@ def _count_with_events(
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     check_batch_dim(batch_dim, tensors[0])
     ctx = CountContext(model, index, precision_of, conv, args, kwargs, strict, batch_size,
-                       cost_table(conv, costs), batch_dim)
+                       cost_table(conv, costs), batch_dim, _ReadsMemo())
     reason = "shapes_only=False"
     if shapes_only is None:  # auto: shapes alone when the forward allows it, real activations otherwise
         if not tensors[0].is_meta or placeholders:
@@ -146,6 +146,21 @@ class CountContext:
     batch_size: int | None
     costs: dict[Any, Any] = field(default_factory=dict)  # per-count cost overrides (counting/overrides.py)
     batch_dim: int | None = None  # the user's batch dimension of the first input (counting/examples.py)
+    reads: _ReadsMemo | None = None  # the weights read so far, shared by the meta attempt and its fallback
+
+
+class _ReadsMemo:
+    """The :class:`WeightReads` of one ``count()`` call: when the attempt on the meta device fails (the forward
+    needs activation values), the attempt on real values uses what the first one read, unless the first wrote
+    into a stored tensor (then everything is read again)."""
+
+    def __init__(self) -> None:
+        self.reads: WeightReads | None = None
+
+    def for_attempt(self, index: ModelIndex) -> WeightReads:
+        if self.reads is None or self.reads.invalidated:
+            self.reads = WeightReads.of_model(index)
+        return self.reads
 
 
 def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None = None) -> Report:
@@ -162,7 +177,7 @@ def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None 
     tracer.cost_table = ctx.costs
     for t in tensors:
         tracer.mark_input(t)
-    with _inference_run(model, index, tracer) as run, probing(tracer.dep) as probe:
+    with _inference_run(model, index, tracer, ctx.reads) as run, probing(tracer.dep) as probe:
         try:
             output = model(*args, **kwargs)
         except MicronetError:
@@ -203,7 +218,8 @@ def _unused(tracer: Tracer) -> list[str]:
 
 
 @contextlib.contextmanager
-def _inference_run(model: torch.nn.Module, index: ModelIndex, tracer: Tracer) -> Iterator[_Run]:
+def _inference_run(model: torch.nn.Module, index: ModelIndex, tracer: Tracer,
+                   memo: _ReadsMemo | None = None) -> Iterator[_Run]:
     """Eval mode, no grad, this thread's module hooks, the modes, and a shared RNG state; the model is put
     back (by the last count running on it) even when forward raises."""
     devices = [t.device.index or 0 for _, t in index.parameters if t.device.type == "cuda"][:1]
@@ -211,7 +227,7 @@ def _inference_run(model: torch.nn.Module, index: ModelIndex, tracer: Tracer) ->
         tracer.session = session
         # the weights read for this count: after the model is ours (counts of one model take turns), before
         # the modes (these reads are not the model's operators)
-        tracer.reads = WeightReads.of_model(index)
+        tracer.reads = memo.for_attempt(index) if memo is not None else WeightReads.of_model(index)
         try:
             for _, m in index.modules:
                 m.training = False

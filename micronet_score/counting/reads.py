@@ -11,9 +11,11 @@ A background thread reading the large weights while the forward is traced was tr
 threads on a 2-core machine (the tracer waited for the interpreter lock the reading thread wanted back after
 each pass), so there is none.
 
-A forward that writes into a tensor the tracer does not know to depend on the inputs (a weight clamped in
-place, through ``.data`` or not) drops every result read so far: the tensors are then read again when used,
-as they are at that moment.
+The results live for one ``count()`` call: the large weights' probes are remembered here too, so when a
+forward that needs activation values fails on the meta device, the count that runs it again on real values
+reads no weight twice. A forward that writes into a tensor the tracer does not know to depend on the inputs
+(a weight clamped in place, through ``.data`` or not) drops every result read so far: the tensors are then
+read again when used, as they are at that moment, and the second attempt reads everything again.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class WeightReads:
 
     def __init__(self, tensors: Iterable[torch.Tensor]) -> None:
         self._results: dict[int, tuple[torch.Tensor, Probe]] = {}
+        self.invalidated = False  # a stored tensor was written: nothing here may be used again
         small = [t for t in tensors if t.numel() <= SMALL and _readable(t)]
         if len(small) > 1:
             self._read_together(small)
@@ -56,9 +59,15 @@ class WeightReads:
             return found[1]
         return None
 
+    def remember(self, t: torch.Tensor, probe: Probe) -> None:
+        """Keep the probe of the stored tensor ``t``, read one by one, for the rest of the ``count()`` call."""
+        if not self.invalidated:
+            self._results[id(t)] = (t, probe)
+
     def invalidate(self) -> None:
         """A stored tensor may have been written: forget every result (tensors are read again when used)."""
         self._results.clear()
+        self.invalidated = True
 
     def _read_together(self, tensors: list[torch.Tensor]) -> None:
         """One concatenation of small float32 tensors, then per-tensor sums of (x == 0) and of non-finite x."""

@@ -154,7 +154,11 @@ class StoredTensors:
             probed = self._probed.get(tkey)
             if probed is None:
                 read = self.reads.get(values) if self.reads is not None else None
-                probed = self._probed[tkey] = read if read is not None else probe(values)
+                if read is None:
+                    read = probe(values)
+                    if self.reads is not None and values is t and self._model_tensors.get(id(t)) is t:
+                        self.reads.remember(t, read)  # a parameter or buffer: valid for a second attempt
+                probed = self._probed[tkey] = read
             zero_free, finite = probed
             self._finite[tkey] = finite
             if zero_free:  # the common case: one read of the weight, no per-channel pass

@@ -187,3 +187,45 @@ def test_garbage_collector_paused_during_a_count_and_left_as_it_was(enabled):
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+class _NeedsValues(nn.Module):
+    """A forward with data-dependent control flow: the meta attempt fails and the count runs it on real values."""
+
+    def __init__(self, clamp: bool = False) -> None:
+        super().__init__()
+        self.clamp = clamp
+        self.a = nn.Conv2d(64, 64, 3, bias=False)  # 36,864 values: read one by one (probe)
+        self.b = nn.Conv2d(64, 8, 1)  # small: read together with the bias
+
+    def forward(self, x):
+        if self.clamp:
+            self.a.weight.data.clamp_(min=0)  # a write into a stored tensor before the data-dependent branch
+        y = self.b(self.a(x))
+        return y * 2 if y.sum() > 0 else y
+
+
+@pytest.mark.parametrize("clamp", [False, True])
+def test_the_fallback_on_real_values_reads_no_weight_twice(monkeypatch, clamp):
+    from micronet_score.counting import reads as reads_module
+    from micronet_score.counting import stored
+
+    model = _NeedsValues(clamp).eval()
+    x = torch.randn(1, 64, 6, 6, generator=torch.Generator().manual_seed(7))
+    probes: list[tuple[int, ...]] = []
+    made: list[int] = []
+    real_probe, real_of_model = stored.probe, reads_module.WeightReads.of_model.__func__
+    monkeypatch.setattr(stored, "probe", lambda t: (probes.append(tuple(t.shape)), real_probe(t))[1])
+    monkeypatch.setattr(reads_module.WeightReads, "of_model",
+                        classmethod(lambda cls, index: (made.append(1), real_of_model(cls, index))[1]))
+    auto = ms.count(model, x)  # meta attempt fails on `if y.sum() > 0`, then real values
+    assert "did not run on shapes alone" not in " ".join(auto.warnings)
+    # after a write into a stored tensor, nothing read before is trusted: the small weight is then probed too,
+    # and the second attempt reads everything again
+    one_attempt = [(64, 64, 3, 3), (8, 64, 1, 1)] if clamp else [(64, 64, 3, 3)]
+    assert probes == one_attempt * (2 if clamp else 1) and len(made) == (2 if clamp else 1)
+    probes.clear()
+    assert auto == ms.count(model, x, shapes_only=False)  # the same count as running on real values at once
+    assert probes == one_attempt
+    if clamp:
+        assert auto.nonzero_params < auto.params  # the clamped weight's zeros are in the count
