@@ -88,6 +88,11 @@ def _count_with_events(
                                 shapes_only=shapes_only, costs=costs, batch_dim=batch_dim)
         return leaf_report(model, inputs, conv, bits=bits, batch_size=batch_size), []
     conv = conv.with_options(freebie=freebie, accumulator_bits=accumulator_bits)
+    if _autocast_on():
+        raise InputError("count() was called inside torch.autocast, which casts weights on their way into each "
+                         "operator, out of the tracer's sight: the count would miss stored tensors. Call count() "
+                         "outside the autocast region and give the 16-bit widths with bits= (bits={'': 16} "
+                         "prices every module's weights and activations at 16 bits)")
     index = ModelIndex.of(model)
     precision_of = precision_lookup(index, bits)
     placeholders: list[torch.Tensor] = []  # inputs given as shapes, on the meta device until values are needed
@@ -121,6 +126,14 @@ def _count_with_events(
         args, kwargs = materialize((ctx.args, ctx.kwargs), placeholders, device, dtype, reason)
         ctx = dataclasses.replace(ctx, args=args, kwargs=kwargs)
     return count_once(ctx, bool(shapes_only), events), events
+
+
+def _autocast_on() -> bool:
+    """True inside a ``torch.autocast`` region of any device type."""
+    check = getattr(torch._C, "_is_any_autocast_enabled", None)
+    if check is not None:
+        return bool(check())
+    return any(torch.is_autocast_enabled(d) for d in ("cpu", "cuda"))  # pragma: no cover - older torch
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")

@@ -7,8 +7,8 @@ reads. The torch-function mode of a count (:class:`~micronet_score.counting.sdpa
 with the same arguments: the tracer sees the same operator, so the count is the same, without the extra
 function-mode call, the decomposition and the empty tensor's trip through the dispatch mode. Anything unusual
 (training statistics, missing running statistics, tensor subclasses, CUDA and other backends whose
-decomposition picks another kernel, channel counts that do not match, an empty input) takes the normal path,
-which also raises torch's own errors.
+decomposition picks another kernel, channel counts that do not match, an empty input, an autocast region)
+takes the normal path, which also raises torch's own errors.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ _aten_batch_norm = torch.ops.aten.native_batch_norm.default
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 _KEYS = frozenset({"weight", "bias", "training", "momentum", "eps"})
 _DEVICES = frozenset({"cpu", "meta"})
+_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)  # unknown: never take the shortcut
 
 
 def inference_batch_norm(args: tuple, kwargs: dict | None) -> Any:
@@ -30,7 +31,8 @@ def inference_batch_norm(args: tuple, kwargs: dict | None) -> Any:
 
     ``F.batch_norm`` hands a torch-function mode ``(input, running_mean, running_var)`` and the keywords
     ``weight``, ``bias``, ``training``, ``momentum``, ``eps``."""
-    if not ENABLED or len(args) != 3 or not kwargs or kwargs.keys() != _KEYS or kwargs["training"] is not False:
+    if not ENABLED or len(args) != 3 or not kwargs or kwargs.keys() != _KEYS or kwargs["training"] is not False \
+            or _autocast():  # autocast's casts are decided per operator: leave them to the normal path
         return None
     x, mean, var = args
     weight, bias, eps = kwargs["weight"], kwargs["bias"], kwargs["eps"]

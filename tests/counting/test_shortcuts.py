@@ -134,3 +134,11 @@ def test_the_inference_norm_reaches_the_tracer_as_its_one_operator(monkeypatch):
     finally:
         shortcuts.ENABLED = True
     assert seen == ["aten.convolution.default", "aten.empty.memory_format", "aten.native_batch_norm.default"]
+
+
+def test_an_autocast_region_takes_the_normal_path():
+    x, mean, var = torch.randn(2, 4, 3), torch.zeros(4), torch.ones(4)
+    kwargs = {"weight": torch.ones(4), "bias": torch.zeros(4), "training": False, "momentum": 0.1, "eps": 1e-5}
+    assert inference_batch_norm((x, mean, var), kwargs) is not None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert inference_batch_norm((x, mean, var), kwargs) is None
