@@ -50,8 +50,13 @@ def count_with_events(model: torch.nn.Module, inputs: InputsLike, **options: Any
 
     Python's cyclic garbage collector is paused while the count runs (:func:`~micronet_score.counting.session.
     paused_gc`): a count allocates many small containers, and collections triggered by them walked the whole
-    model's object graph over and over."""
-    with paused_gc():
+    model's object graph over and over.
+
+    The count runs outside inference mode (``torch.inference_mode(False)``; ``no_grad`` is all it needs), and
+    inputs made in inference mode are copied first: operators whose arguments are all inference tensors, or
+    that run in inference mode, skip the autograd keys where composite operators (``conv2d``, ``linear``)
+    decompose, and would reach the tracer whole, as operators without a cost."""
+    with paused_gc(), torch.inference_mode(False):
         return _count_with_events(model, inputs, **options)
 
 

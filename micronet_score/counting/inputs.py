@@ -36,11 +36,16 @@ def prepare_inputs(model: torch.nn.Module | ModelIndex, inputs: InputsLike,
     meta tensor appended to it instead, drawn later only if needed (``counting.shape_inputs.materialize``).
     """
     device, dtype = model_device_dtype(model)
+    copies: dict[int, torch.Tensor] = {}  # inference tensors copied, once each (a model may test `q is k`)
 
     def convert(value: Any, where: str) -> Any:
         if isinstance(value, torch.Tensor):
             if device.type == "meta" and value.device.type != "meta":
                 return value.to("meta")
+            if value.is_inference():  # made under torch.inference_mode: a plain copy (counting/engine.py)
+                if id(value) not in copies:
+                    copies[id(value)] = value.clone()
+                return copies[id(value)]
             return value
         if _is_shape(value):
             if any(v <= 0 for v in value):
