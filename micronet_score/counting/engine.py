@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -249,10 +250,25 @@ def _inference_run(model: torch.nn.Module, index: ModelIndex, tracer: Tracer,
         try:
             for _, m in index.modules:
                 m.training = False
-            with shared_rng(devices), thread_hooks(tracer), torch.no_grad(), AttentionMode(tracer), tracer:
+            with shared_rng(devices), _eager(index), thread_hooks(tracer), torch.no_grad(), AttentionMode(tracer), \
+                    tracer:
                 yield _Run()
         finally:
             tracer.restore()
+
+
+def _eager(index: ModelIndex) -> contextlib.AbstractContextManager[Any]:
+    """For a model holding ``torch.compile``d modules, run them eagerly (``torch.compiler.set_stance(
+    "force_eager")``): the count follows what the wrapped modules compute, operator by operator, instead of
+    dynamo tracing into the tracer itself (which failed or recompiled at every operator). Entering the stance
+    costs about 1.5 ms, so other models do without it."""
+    if "torch._dynamo" not in sys.modules or not hasattr(torch.compiler, "set_stance"):
+        return contextlib.nullcontext()  # nothing can have been compiled
+    for _, m in index.modules:
+        cls = type(m)
+        if cls.__name__ == "OptimizedModule" and cls.__module__.startswith("torch._dynamo"):
+            return torch.compiler.set_stance("force_eager")
+    return contextlib.nullcontext()
 
 
 def no_bits(name: str) -> Precision | None:

@@ -111,3 +111,34 @@ def test_a_model_and_inputs_made_in_inference_mode(shapes_only):
     # 3*8*3*3 * 6*6 = 7,776 conv mults; 288*5 = 1,440 linear mults; 288 ReLU comparisons priced as mults
     assert inside.mults == 7_776 + 1_440 + 288 and not inside.warnings
     assert inside == ms.count(model, x, shapes_only=shapes_only)
+
+
+def _compiled_case(backend: str, where: str):
+    torch.manual_seed(5)
+    plain = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 5)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    if where == "whole":
+        model = torch.compile(plain, backend=backend)
+        prefix = "_orig_mod."
+    else:  # one compiled submodule
+        model = nn.Sequential(plain[0], torch.compile(plain[1], backend=backend), plain[2], plain[3]).eval()
+        prefix = None
+    model(x)  # compiled once before the count, as a user's model would be
+    return plain, model, x, prefix
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+@pytest.mark.parametrize("where", ["whole", "submodule"])
+def test_a_compiled_model_is_counted_as_the_modules_it_wraps(backend, where):
+    plain, model, x, prefix = _compiled_case(backend, where)
+    expected = ms.count(plain, x)
+    report = ms.count(model, x)
+    # 3*8*3*3 * 6*6 = 7,776 conv mults; 288 ReLU; 288*5 = 1,440 linear mults
+    assert report.mults == expected.mults == 7_776 + 288 + 1_440
+    assert (report.params, report.nonzero_params, report.param_storage, report.math_ops) == \
+        (expected.params, expected.nonzero_params, expected.param_storage, expected.math_ops)
+    assert not report.warnings and not report.unsupported
+    if prefix:
+        assert [r.name for r in report.layers if r.mults] == [prefix + r.name for r in expected.layers if r.mults]
+    assert ms.count(model, x) == report  # and again, once dynamo has seen the count's modes
