@@ -27,7 +27,9 @@ def to_meta(value: Any, memo: dict[int, torch.Tensor] | None = None) -> Any:
 
 
 def run_meta(func: Any, args: tuple, kwargs: dict) -> Any:
-    """Run ``func`` on meta tensors: from the shape table when it knows the operator, else the meta kernel."""
+    """Run ``func`` on meta tensors: from the shape table when it knows the operator, else the meta kernel;
+    operand dtypes the real kernel refuses raise as it would (meta kernels do not check them)."""
+    shapes.check_dtypes(func, args)
     if shapes.ENABLED:
         out = shapes.compute(func, args, kwargs)
         if out is not NotImplemented:
@@ -49,6 +51,7 @@ class MetaExecution:
         its arguments as they are (no weight converted); any other gets meta copies."""
         fn = shapes.pure(func)
         if fn is not None:
+            shapes.check_dtypes(func, args)
             return fn(*args, **kwargs)
         return run_meta(func, self._meta(args), self._meta(kwargs))
 

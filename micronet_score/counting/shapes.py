@@ -369,6 +369,70 @@ for _name in ("fake_quantize_per_tensor_affine_cachemask", "fake_quantize_per_ch
             SHAPES[getattr(_packet, _overload)] = _fake_quant_with_mask
 
 
+# ------------------------------------------------------------------------------------------- dtype checks
+# On the meta device torch checks shapes but not dtypes: a float64 input into float32 convolution weights runs
+# there, while the real kernel refuses it. A count must not price a forward that cannot run, so the operators
+# that combine activations with weights check their operands' dtypes as the CPU and CUDA kernels do (measured
+# against them in tests/counting/test_shapes_dtypes.py): products need one dtype; norms accept a float16 or
+# bfloat16 input with float32 parameters (mixed precision), else one dtype.
+_REDUCED = (torch.float16, torch.bfloat16)
+
+
+def _dtype_error(name: str, x: torch.Tensor, w: torch.Tensor) -> RuntimeError:
+    return RuntimeError(f"{name}: an input of dtype {x.dtype} with weights of dtype {w.dtype}, which the real kernel "
+                        f"refuses; convert the input with .to({w.dtype}) or the model with .to({x.dtype})")
+
+
+def _same_dtype(name: str, positions: tuple[int, ...]) -> Callable[[tuple], None]:
+    def check(args: tuple) -> None:
+        first = None
+        for i in positions:
+            t = args[i] if i < len(args) else None
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                if first is None:
+                    first = t
+                elif t.dtype is not first.dtype:
+                    raise _dtype_error(name, first, t)
+    return check
+
+
+def _norm_dtype(name: str, params: tuple[int, ...]) -> Callable[[tuple], None]:
+    def check(args: tuple) -> None:
+        x = args[0]
+        first = None
+        for i in params:
+            t = args[i] if i < len(args) else None
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                if first is None:
+                    first = t
+                elif t.dtype is not first.dtype:
+                    raise _dtype_error(name, first, t)
+        if first is not None and x.dtype is not first.dtype and \
+                not (x.dtype in _REDUCED and first.dtype is torch.float32):
+            raise _dtype_error(name, x, first)
+    return check
+
+
+DTYPE_CHECKS: dict[Any, Callable[[tuple], None]] = {
+    aten.convolution.default: _same_dtype("convolution", (0, 1, 2)),
+    aten.addmm.default: _same_dtype("addmm", (0, 1, 2)),
+    aten.mm.default: _same_dtype("mm", (0, 1)),
+    aten.bmm.default: _same_dtype("bmm", (0, 1)),
+    aten.baddbmm.default: _same_dtype("baddbmm", (0, 1, 2)),
+    aten.native_batch_norm.default: _norm_dtype("batch norm", (1, 2, 3, 4)),
+    aten._native_batch_norm_legit_no_training.default: _norm_dtype("batch norm", (1, 2, 3, 4)),
+    aten.native_layer_norm.default: _norm_dtype("layer norm", (2, 3)),
+    aten.native_group_norm.default: _norm_dtype("group norm", (1, 2)),
+}
+
+
+def check_dtypes(func: Any, args: tuple) -> None:
+    """Raise what the real kernel would for operands of dtypes it refuses (see ``DTYPE_CHECKS``)."""
+    check = DTYPE_CHECKS.get(func)
+    if check is not None:
+        check(args)
+
+
 def pure(func: Any) -> ShapeFn | None:
     """The table's function for ``func`` when it reads only its arguments' shapes and dtypes and returns new
     meta tensors, so real tensors (weights) may be passed as they are; None for in-place operators and
