@@ -72,6 +72,26 @@ def _tuple(value: Sequence[int], n: int) -> list[int]:
     return value * n if len(value) == 1 else value
 
 
+def _conv_checks(x, w, bias, stride, padding, dilation, transposed, output_padding, groups, d) -> None:
+    """What the real convolution refuses beyond channels and sizes (ATen's ``check_shape_forward``)."""
+    if groups <= 0:
+        raise RuntimeError(f"convolution: non-positive groups ({groups}) is not supported")
+    if w.shape[0] < groups or w.shape[0] % groups:
+        raise RuntimeError(f"convolution: given groups={groups}, expected the weight's dimension 0 (size "
+                           f"{w.shape[0]}) to be at least {groups} and divisible by {groups}")
+    if min(stride) <= 0 or min(dilation) <= 0 or min(padding) < 0:
+        raise RuntimeError(f"convolution: stride {stride} and dilation {dilation} must be positive, padding "
+                           f"{padding} non-negative")
+    if transposed and any(o >= s and o >= dl for o, s, dl in zip(_tuple(output_padding, d), stride, dilation)):
+        raise RuntimeError(f"convolution: output padding {tuple(output_padding)} must be smaller than either "
+                           f"stride {stride} or dilation {dilation}")
+    if bias is not None:
+        channels = w.shape[1] * groups if transposed else w.shape[0]
+        if bias.dim() != 1 or bias.shape[0] != channels:
+            raise RuntimeError(f"convolution: expected bias to be 1-dimensional with {channels} elements, got "
+                               f"{tuple(bias.shape)}")
+
+
 @_shape(aten.convolution.default)
 def convolution(x, w, bias, stride, padding, dilation, transposed, output_padding, groups):
     d = x.dim() - 2
@@ -79,12 +99,15 @@ def convolution(x, w, bias, stride, padding, dilation, transposed, output_paddin
         raise RuntimeError(f"convolution: expected a {w.dim()}-d input for a {w.dim()}-d weight, got {tuple(x.shape)}")
     stride, padding, dilation = _tuple(stride, d), _tuple(padding, d), _tuple(dilation, d)
     kernel = w.shape[2:]
+    _conv_checks(x, w, bias, stride, padding, dilation, transposed, output_padding, groups, d)
     if transposed:
         if x.shape[1] != w.shape[0]:
             raise RuntimeError(f"convolution: input has {x.shape[1]} channels, weight expects {w.shape[0]}")
         output_padding = _tuple(output_padding, d)
         spatial = [(x.shape[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (kernel[i] - 1)
                    + output_padding[i] + 1 for i in range(d)]
+        if min(spatial, default=1) <= 0:
+            raise RuntimeError(f"transposed convolution: input {tuple(x.shape)} gives an output of size {spatial}")
         channels = w.shape[1] * groups
     else:
         if x.shape[1] != w.shape[1] * groups:
@@ -223,6 +246,15 @@ def _pool_out(x, kernel, stride, padding, dilation, ceil_mode, d):
     stride = _tuple(stride, d) if stride else kernel
     padding = _tuple(padding, d)
     dilation = _tuple(dilation, d)
+    if x.dim() not in (d + 1, d + 2) or min(x.shape[1:], default=1) <= 0:
+        raise RuntimeError(f"pooling: expected a {d + 1}-d or {d + 2}-d input with positive sizes, got {tuple(x.shape)}")
+    for k, st, p, dl in zip(kernel, stride, padding, dilation):  # ATen's pool2d_shape_check
+        if k <= 0 or st <= 0 or dl <= 0 or p < 0:
+            raise RuntimeError(f"pooling: kernel {kernel}, stride {stride} and dilation {dilation} must be positive, "
+                               f"padding {padding} non-negative")
+        if p > k // 2 or p > ((k - 1) * dl + 1) // 2:
+            raise RuntimeError(f"pooling: pad should be at most half of the (effective) kernel size, got padding "
+                               f"{padding}, kernel {kernel}, dilation {dilation}")
     spatial = []
     for i in range(d):
         size = x.shape[x.dim() - d + i]

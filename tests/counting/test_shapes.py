@@ -49,3 +49,71 @@ def test_shape_table_refuses_what_the_kernels_refuse(shape):
         meta = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 30 * 30, 10))
     with pytest.raises(ms.ForwardError):
         ms.count(meta, shape)
+
+
+def _random_call(rng):
+    """A random convolution, transposed convolution or pooling call (many of them invalid) and its input."""
+    kind = rng.choice(["conv", "conv_transpose", "max_pool", "avg_pool", "adaptive"])
+    c, g, o = rng.choice([1, 2, 3, 4, 6]), rng.choice([1, 2, 3]), rng.choice([1, 2, 3, 4, 6])
+    k, s, p, d = rng.choice([1, 2, 3, 5]), rng.choice([1, 2, 3]), rng.choice([0, 1, 2, 3]), rng.choice([1, 2])
+    h = rng.choice([1, 2, 3, 4, 7])
+    gen = torch.Generator().manual_seed(rng.randrange(1 << 30))
+    F = torch.nn.functional
+    weights = []
+    if kind == "conv":
+        weights = [torch.randn(o, max(c // g, 1), k, k, generator=gen)]
+        fn = lambda x, w: F.conv2d(x, w, None, s, p, d, g)  # noqa: E731
+    elif kind == "conv_transpose":
+        weights = [torch.randn(c, max(o // g, 1), k, k, generator=gen)]
+        op = rng.choice([0, 1])
+        fn = lambda x, w: F.conv_transpose2d(x, w, None, s, p, op, g, d)  # noqa: E731
+    elif kind == "max_pool":
+        ceil = rng.choice([False, True])
+        fn = lambda x: F.max_pool2d(x, k, s, p, d, ceil_mode=ceil)  # noqa: E731
+    elif kind == "avg_pool":
+        ceil, include = rng.choice([False, True]), rng.choice([False, True])
+        fn = lambda x: F.avg_pool2d(x, k, s, p, ceil, include)  # noqa: E731
+    else:
+        size = rng.choice([1, 2, 3, 5])
+        fn = lambda x: F.adaptive_avg_pool2d(x, size)  # noqa: E731
+    return kind, fn, weights, torch.randn(1, c, h, h, generator=gen)
+
+
+class _Call(torch.nn.Module):
+    def __init__(self, fn, weights):
+        super().__init__()
+        self.fn = fn
+        self.weights = torch.nn.ParameterList([torch.nn.Parameter(w) for w in weights])
+
+    def forward(self, x):
+        return self.fn(x, *self.weights)
+
+
+def test_random_calls_are_never_counted_when_the_real_kernel_refuses_them():
+    # pooling padding beyond half the window, groups that do not divide the weight, output padding too large,
+    # empty outputs: each used to be counted from the shape table although the model cannot run
+    import random
+
+    rng = random.Random(0)
+    outcomes = {"runs": 0, "refused": 0}
+    for _ in range(500):
+        kind, fn, weights, x = _random_call(rng)
+        model = _Call(fn, weights).eval()
+        try:
+            with torch.no_grad():
+                model(x)
+            runs = True
+        except RuntimeError:
+            runs = False
+        outcomes["runs" if runs else "refused"] += 1
+        for shapes_only in (None, True):
+            try:
+                ms.count(model, x, shapes_only=shapes_only)
+                counted = True
+            except ms.ForwardError:
+                counted = False
+            if not runs:
+                assert not counted, (kind, shapes_only)
+            elif shapes_only is None:  # the automatic retry on real values counts what runs
+                assert counted, kind
+    assert min(outcomes.values()) > 100  # both outcomes well represented
