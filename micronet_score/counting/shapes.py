@@ -29,6 +29,15 @@ def _empty(shape: Sequence[int], like: torch.Tensor, dtype: torch.dtype | None =
     return torch.empty(shape, dtype=dtype or like.dtype, device=_META)
 
 
+def _wrap_dim(dim: int, n: int) -> int:
+    """``dim`` of an ``n``-d tensor as torch wraps it (a 0-d tensor takes -1 and 0); IndexError, as torch
+    raises, outside [-n, n - 1]."""
+    m = max(n, 1)
+    if not -m <= dim < m:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-m}, {m - 1}], but got {dim})")
+    return dim % m
+
+
 def broadcast_shape(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
     """The shape two shapes broadcast to (numpy's rule, as ``torch.broadcast_shapes``, which is much slower
     for plain sizes); RuntimeError when they do not broadcast."""
@@ -129,11 +138,18 @@ def _matmul_check(a, b, batched: bool) -> None:
         raise RuntimeError(f"batch sizes differ: {a.shape[0]} and {b.shape[0]}")
 
 
+def _expands(bias: torch.Tensor, out: torch.Tensor) -> None:
+    """The added term must expand to the product's shape (it is not broadcast the other way)."""
+    if broadcast_shape(bias.shape, out.shape) != tuple(out.shape):
+        raise RuntimeError(f"the added tensor of shape {tuple(bias.shape)} cannot expand to the product's shape "
+                           f"{tuple(out.shape)}")
+
+
 @_shape(aten.addmm.default)
 def addmm(bias, a, b, **_):
     _matmul_check(a, b, False)
     out = _empty((a.shape[0], b.shape[1]), a)
-    broadcast_shape(bias.shape, out.shape)
+    _expands(bias, out)
     return out
 
 
@@ -153,7 +169,7 @@ def bmm(a, b):
 def baddbmm(bias, a, b, **_):
     _matmul_check(a, b, True)
     out = _empty((a.shape[0], a.shape[1], b.shape[2]), a)
-    broadcast_shape(bias.shape, out.shape)
+    _expands(bias, out)
     return out
 
 
@@ -176,8 +192,13 @@ for _name in ("relu", "hardtanh", "silu", "sigmoid", "gelu", "hardswish", "hards
     _inplace_packet = getattr(aten, _name + "_", None)
     if _inplace_packet is not None:
         SHAPES[_inplace_packet.default] = _inplace
-SHAPES[aten._softmax.default] = _same
-SHAPES[aten._log_softmax.default] = _same
+def _softmax(x, dim, half_to_float=False):
+    _wrap_dim(dim, x.dim())
+    return _empty(x.shape, x, torch.float32 if half_to_float and x.dtype is torch.float16 else None)
+
+
+SHAPES[aten._softmax.default] = _softmax
+SHAPES[aten._log_softmax.default] = _softmax
 SHAPES[aten.detach.default] = _same
 SHAPES[aten.alias.default] = _same
 
@@ -231,7 +252,10 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 def _reduced(x, dims, keepdim=False, dtype=None):
     if dims is None or (isinstance(dims, Sequence) and len(dims) == 0):
         dims = list(range(x.dim()))
-    dims = {d % max(x.dim(), 1) for d in (dims if isinstance(dims, Sequence) else [dims])}
+    wrapped = [_wrap_dim(d, x.dim()) for d in (dims if isinstance(dims, Sequence) else [dims])]
+    dims = set(wrapped)
+    if len(dims) != len(wrapped):
+        raise RuntimeError(f"a dim appears multiple times in the list of dims {list(wrapped)}")
     shape = [1 if i in dims else s for i, s in enumerate(x.shape)] if keepdim else \
         [s for i, s in enumerate(x.shape) if i not in dims]
     return _empty(shape, x, dtype)
@@ -314,7 +338,9 @@ def t(x):
 @_shape(aten.transpose.int)
 def transpose(x, a, b):
     shape = list(x.shape)
-    a, b = a % x.dim(), b % x.dim()
+    a, b = _wrap_dim(a, x.dim()), _wrap_dim(b, x.dim())
+    if not shape:
+        return _empty(shape, x)
     shape[a], shape[b] = shape[b], shape[a]
     return _empty(shape, x)
 
@@ -323,12 +349,15 @@ def transpose(x, a, b):
 def permute(x, dims):
     if len(dims) != x.dim():
         raise RuntimeError(f"permute: {len(dims)} dims for a {x.dim()}-d tensor")
-    return _empty([x.shape[d % x.dim()] for d in dims], x)
+    wrapped = [_wrap_dim(d, x.dim()) for d in dims]
+    if len(set(wrapped)) != len(wrapped):
+        raise RuntimeError(f"permute: repeated dim in {list(dims)}")
+    return _empty([x.shape[d] for d in wrapped], x)
 
 
 @_shape(aten.unsqueeze.default)
 def unsqueeze(x, dim):
-    dim = dim % (x.dim() + 1)
+    dim = _wrap_dim(dim, x.dim() + 1)
     shape = list(x.shape)
     shape.insert(dim, 1)
     return _empty(shape, x)
@@ -348,9 +377,14 @@ def expand(x, size, implicit=False):
 
 @_shape(aten.cat.default)
 def cat(tensors, dim=0):
-    tensors = [t for t in tensors if not (t.dim() == 1 and t.shape[0] == 0)]
+    kept = [t for t in tensors if not (t.dim() == 1 and t.shape[0] == 0)]  # legacy empty tensors are skipped
+    if not kept:
+        return _empty((0,), tensors[0])
+    tensors = kept
     first = tensors[0]
-    dim = dim % first.dim()
+    if first.dim() == 0:
+        raise RuntimeError("zero-dimensional tensor cannot be concatenated")
+    dim = _wrap_dim(dim, first.dim())
     rest = first.shape[:dim] + first.shape[dim + 1:]
     for t in tensors[1:]:
         if t.dim() != first.dim() or t.shape[:dim] + t.shape[dim + 1:] != rest:
@@ -363,7 +397,11 @@ def cat(tensors, dim=0):
 
 @_shape(aten.slice.Tensor)
 def slice_(x, dim=0, start=None, end=None, step=1):
-    dim = dim % x.dim()
+    if x.dim() == 0:
+        raise RuntimeError("slice() cannot be applied to a 0-dim tensor")
+    if step <= 0:
+        raise RuntimeError("slice step must be positive")
+    dim = _wrap_dim(dim, x.dim())
     size = x.shape[dim]
     start, end, _ = slice(start, end, step).indices(size)
     shape = list(x.shape)
@@ -373,8 +411,13 @@ def slice_(x, dim=0, start=None, end=None, step=1):
 
 @_shape(aten.select.int)
 def select(x, dim, index):
+    if x.dim() == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor")
     shape = list(x.shape)
-    del shape[dim % x.dim()]
+    dim = _wrap_dim(dim, x.dim())
+    if not -shape[dim] <= index < shape[dim]:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {tuple(x.shape)} at dimension {dim}")
+    del shape[dim]
     return _empty(shape, x)
 
 

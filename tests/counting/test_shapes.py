@@ -117,3 +117,113 @@ def test_random_calls_are_never_counted_when_the_real_kernel_refuses_them():
             elif shapes_only is None:  # the automatic retry on real values counts what runs
                 assert counted, kind
     assert min(outcomes.values()) > 100  # both outcomes well represented
+
+
+def _random_tensor_call(rng):
+    """A random view, reshape, concatenation, index, reduction, product or norm call (many invalid) and its
+    input: dimensions out of range, repeated dims, sizes that do not match, biases that do not expand."""
+    F = torch.nn.functional
+
+    def shape(n=None):
+        return [rng.choice([1, 2, 3, 4, 6]) for _ in range(n or rng.choice([1, 2, 3, 4]))]
+
+    def dim(n, extra=1):
+        return rng.randrange(-n - extra, n + extra)
+
+    xs = shape()
+    n = len(xs)
+    gen = torch.Generator().manual_seed(rng.randrange(1 << 30))
+    weights: list[torch.Tensor] = []
+    kind = rng.choice(["view", "cat", "slice", "select", "transpose", "permute", "expand", "unsqueeze", "linear",
+                       "baddbmm", "matmul", "layer_norm", "batch_norm", "mean", "sum", "add", "softmax"])
+    if kind == "view":
+        target = shape()
+        if rng.random() < 0.4:
+            target[rng.randrange(len(target))] = -1
+        fn = lambda x: x.reshape(target)  # noqa: E731
+    elif kind == "cat":
+        other = list(xs)
+        if rng.random() < 0.5:
+            other[rng.randrange(n)] = rng.choice([1, 2, 5])
+        o, d = torch.randn(other, generator=gen), dim(n)
+        fn = lambda x: torch.cat([x, o], d)  # noqa: E731
+    elif kind == "slice":
+        d, a, b, step = dim(n), rng.randrange(-5, 6), rng.randrange(-5, 8), rng.choice([1, 2, 3, -1, 0])
+        fn = lambda x: torch.ops.aten.slice.Tensor(x, d, a, b, step)  # noqa: E731
+    elif kind == "select":
+        d, i = dim(n), rng.randrange(-7, 7)
+        fn = lambda x: x.select(d, i)  # noqa: E731
+    elif kind == "transpose":
+        a, b = dim(n), dim(n)
+        fn = lambda x: x.transpose(a, b)  # noqa: E731
+    elif kind == "permute":
+        perm = list(range(n))
+        rng.shuffle(perm)
+        if rng.random() < 0.3:
+            perm[0] = perm[-1]
+        fn = lambda x: x.permute(perm)  # noqa: E731
+    elif kind == "expand":
+        target = [rng.choice([s, 1, 3, -1]) for s in xs] + ([] if rng.random() < 0.7 else [2])
+        fn = lambda x: x.expand(target)  # noqa: E731
+    elif kind == "unsqueeze":
+        d = dim(n, 2)
+        fn = lambda x: x.unsqueeze(d)  # noqa: E731
+    elif kind == "linear":
+        weights = [torch.randn(3, rng.choice([xs[-1], xs[-1] + 1]), generator=gen),
+                   torch.randn(rng.choice([3, 2, 1]), generator=gen)]
+        fn = F.linear
+    elif kind == "baddbmm":
+        weights = [torch.randn(rng.choice([xs[0], 2]), rng.choice([xs[-1], 5]), 3, generator=gen),
+                   torch.randn(rng.choice([[3], [1, 3], [2, 1, 3], [4]]), generator=gen)]
+        fn = lambda x, w, b: torch.baddbmm(b, x, w)  # noqa: E731
+    elif kind == "matmul":
+        weights = [torch.randn(rng.choice([xs[-1], 5]), 3, generator=gen)]
+        fn = lambda x, w: x @ w  # noqa: E731
+    elif kind == "layer_norm":
+        normalized = xs[-rng.choice([1, 2]):] if rng.random() < 0.7 else [5]
+        weights = [torch.randn(normalized, generator=gen), torch.randn(normalized, generator=gen)]
+        fn = lambda x, w, b: F.layer_norm(x, normalized, w, b)  # noqa: E731
+    elif kind == "batch_norm":
+        c = rng.choice([xs[1] if n > 1 else 1, 5])
+        weights = [torch.randn(c, generator=gen), torch.randn(c, generator=gen)]
+        fn = lambda x, w, b: F.batch_norm(x, torch.zeros(c), torch.ones(c), w, b)  # noqa: E731
+    elif kind in ("mean", "sum"):
+        dims, keep = rng.sample(range(-n - 1, n + 1), rng.choice([1, 2])), rng.choice([True, False])
+        fn = (lambda x: x.mean(dims, keepdim=keep)) if kind == "mean" else (lambda x: x.sum(dims, keepdim=keep))
+    elif kind == "add":
+        o = torch.randn(shape(), generator=gen)
+        fn = lambda x: x + o  # noqa: E731
+    else:
+        d = dim(n)
+        fn = lambda x: x.softmax(d)  # noqa: E731
+    return kind, fn, weights, torch.randn(xs, generator=gen)
+
+
+def test_random_tensor_calls_are_never_counted_when_the_real_kernel_refuses_them():
+    # dimensions out of range used to wrap around (x.mean(3) of a 3-d tensor was counted), indices out of
+    # range, repeated dims and a bias larger than the product were accepted by the shape table
+    import random
+
+    rng = random.Random(1)
+    outcomes = {"runs": 0, "refused": 0}
+    for _ in range(600):
+        kind, fn, weights, x = _random_tensor_call(rng)
+        model = _Call(fn, weights).eval()
+        try:
+            with torch.no_grad():
+                model(x)
+            runs = True
+        except (RuntimeError, IndexError):
+            runs = False
+        outcomes["runs" if runs else "refused"] += 1
+        for shapes_only in (None, True):
+            try:
+                ms.count(model, x, shapes_only=shapes_only)
+                counted = True
+            except ms.ForwardError:
+                counted = False
+            if not runs:
+                assert not counted, (kind, tuple(x.shape), shapes_only)
+            elif shapes_only is None:
+                assert counted, kind
+    assert min(outcomes.values()) > 100
