@@ -332,6 +332,8 @@ SHAPES[aten.reshape.default] = _view
 
 @_shape(aten.t.default)
 def t(x):
+    if x.dim() > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.dim()}D")
     return _empty(tuple(reversed(x.shape)), x)
 
 
@@ -368,7 +370,11 @@ def expand(x, size, implicit=False):
     lead = len(size) - x.dim()
     if lead < 0:
         raise RuntimeError(f"expand: {len(size)} sizes for a {x.dim()}-d tensor")
+    if any(s < 0 for s in size[:lead]):
+        raise RuntimeError(f"expand: the size {tuple(size)} has a negative size in a new leading dimension")
     shape = [s if s != -1 else x.shape[i - lead] for i, s in enumerate(size)]
+    if min(shape, default=0) < 0:
+        raise RuntimeError(f"expand: invalid size {tuple(size)}")
     for i in range(x.dim()):
         if x.shape[i] not in (1, shape[i + lead]):
             raise RuntimeError(f"expand: size {x.shape[i]} cannot become {shape[i + lead]}")

@@ -135,7 +135,7 @@ def _random_tensor_call(rng):
     gen = torch.Generator().manual_seed(rng.randrange(1 << 30))
     weights: list[torch.Tensor] = []
     kind = rng.choice(["view", "cat", "slice", "select", "transpose", "permute", "expand", "unsqueeze", "linear",
-                       "baddbmm", "matmul", "layer_norm", "batch_norm", "mean", "sum", "add", "softmax"])
+                       "baddbmm", "matmul", "layer_norm", "batch_norm", "mean", "sum", "add", "softmax", "t"])
     if kind == "view":
         target = shape()
         if rng.random() < 0.4:
@@ -163,7 +163,8 @@ def _random_tensor_call(rng):
             perm[0] = perm[-1]
         fn = lambda x: x.permute(perm)  # noqa: E731
     elif kind == "expand":
-        target = [rng.choice([s, 1, 3, -1]) for s in xs] + ([] if rng.random() < 0.7 else [2])
+        target = [rng.choice([s, 1, 3, -1, -2]) for s in xs]
+        target = rng.choice([[], [2], [-1]]) + target
         fn = lambda x: x.expand(target)  # noqa: E731
     elif kind == "unsqueeze":
         d = dim(n, 2)
@@ -193,6 +194,8 @@ def _random_tensor_call(rng):
     elif kind == "add":
         o = torch.randn(shape(), generator=gen)
         fn = lambda x: x + o  # noqa: E731
+    elif kind == "t":
+        fn = lambda x: x.t()  # noqa: E731
     else:
         d = dim(n)
         fn = lambda x: x.softmax(d)  # noqa: E731
