@@ -464,30 +464,28 @@ def _dtype_error(name: str, x: torch.Tensor, w: torch.Tensor) -> RuntimeError:
                         f"refuses; convert the input with .to({w.dtype}) or the model with .to({x.dtype})")
 
 
+def _one_dtype(name: str, args: tuple, positions: tuple[int, ...]) -> torch.Tensor | None:
+    """The first floating tensor among ``args[positions]``, after checking the others share its dtype."""
+    first = None
+    for i in positions:
+        t = args[i] if i < len(args) else None
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            if first is None:
+                first = t
+            elif t.dtype is not first.dtype:
+                raise _dtype_error(name, first, t)
+    return first
+
+
 def _same_dtype(name: str, positions: tuple[int, ...]) -> Callable[[tuple], None]:
     def check(args: tuple) -> None:
-        first = None
-        for i in positions:
-            t = args[i] if i < len(args) else None
-            if isinstance(t, torch.Tensor) and t.is_floating_point():
-                if first is None:
-                    first = t
-                elif t.dtype is not first.dtype:
-                    raise _dtype_error(name, first, t)
+        _one_dtype(name, args, positions)
     return check
 
 
 def _norm_dtype(name: str, params: tuple[int, ...]) -> Callable[[tuple], None]:
     def check(args: tuple) -> None:
-        x = args[0]
-        first = None
-        for i in params:
-            t = args[i] if i < len(args) else None
-            if isinstance(t, torch.Tensor) and t.is_floating_point():
-                if first is None:
-                    first = t
-                elif t.dtype is not first.dtype:
-                    raise _dtype_error(name, first, t)
+        x, first = args[0], _one_dtype(name, args, params)
         if first is not None and x.dtype is not first.dtype and \
                 not (x.dtype in _REDUCED and first.dtype is torch.float32):
             raise _dtype_error(name, x, first)
