@@ -192,6 +192,8 @@ for _name in ("relu", "hardtanh", "silu", "sigmoid", "gelu", "hardswish", "hards
     _inplace_packet = getattr(aten, _name + "_", None)
     if _inplace_packet is not None:
         SHAPES[_inplace_packet.default] = _inplace
+
+
 def _softmax(x, dim, half_to_float=False):
     _wrap_dim(dim, x.dim())
     return _empty(x.shape, x, torch.float32 if half_to_float and x.dtype is torch.float16 else None)
