@@ -3,12 +3,14 @@ does not pay for PyTorch's meta kernels (which validate and decompose at length)
 
 Each function receives the call's arguments (all tensors on the meta device) and returns the output like the
 real kernel would: a new meta tensor, a tuple of them, or the mutated input for in-place operators. Operators
-not listed here run their meta kernel as usual. Outputs are contiguous; only shapes and dtypes matter.
+not listed here run their meta kernel as usual. Views run torch's own view kernels on the meta device (real
+strides, faster than Python); elementwise results keep a non-contiguous input's layout, as torch's
+``preserve_format`` does; other outputs are contiguous. Each function refuses what the real kernel refuses
+(sizes, dimensions, indices, dtypes): a count never prices a forward that cannot run.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -173,8 +175,19 @@ def baddbmm(bias, a, b, **_):
     return out
 
 
-def _same(x, *args, **kwargs):
-    return _empty(x.shape, x)
+def _like(x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A meta tensor of ``x``'s shape laid out as an elementwise result of ``x`` is: contiguous when ``x`` is,
+    else with ``x``'s strides when they are dense (a transpose), as torch's ``preserve_format`` does (so a later
+    ``view`` fails or works as on real tensors)."""
+    if x.is_contiguous():
+        return _empty(x.shape, x, dtype)
+    return torch.empty_like(x, dtype=dtype or x.dtype, device=_META)
+
+
+def _same(x, *args, memory_format=None, **kwargs):
+    if memory_format is None or memory_format is torch.preserve_format:
+        return _like(x)
+    return torch.empty(x.shape, dtype=x.dtype, device=_META, memory_format=memory_format)
 
 
 def _inplace(x, *args, **kwargs):
@@ -201,15 +214,24 @@ def _softmax(x, dim, half_to_float=False):
 
 SHAPES[aten._softmax.default] = _softmax
 SHAPES[aten._log_softmax.default] = _softmax
-SHAPES[aten.detach.default] = _same
-SHAPES[aten.alias.default] = _same
+# Views (and the copies reshape makes) run torch's own kernels on the meta device: they only compute sizes and
+# strides, faster than a Python shape function, and their outputs are real views with real strides, so a
+# ``view`` of a transposed tensor fails here as it fails on real tensors.
+for _op in (aten.view.default, aten._unsafe_view.default, aten.reshape.default, aten.t.default, aten.transpose.int,
+            aten.permute.default, aten.unsqueeze.default, aten.squeeze.dim, aten.squeeze.default, aten.expand.default,
+            aten.slice.Tensor, aten.select.int, aten.detach.default, aten.alias.default):
+    SHAPES[_op] = _op
 
 
 def _broadcast(a, b):
     if isinstance(b, torch.Tensor):
         shape = broadcast_shape(a.shape, b.shape)
-        return _empty(shape, a, a.dtype if a.dtype is b.dtype else torch.result_type(a, b))
-    return _empty(a.shape, a, torch.result_type(a, b))
+        dtype = a.dtype if a.dtype is b.dtype else torch.result_type(a, b)
+        for t in (a, b):  # the first operand of the result's shape sets its layout, as torch's iterator does
+            if tuple(t.shape) == shape:
+                return _like(t, dtype)
+        return _empty(shape, a, dtype)
+    return _like(a, torch.result_type(a, b))
 
 
 for _name in ("add", "sub", "mul", "div"):
@@ -313,76 +335,6 @@ def adaptive_avg_pool2d(x, output_size):
     return _empty((*x.shape[:-2], *_tuple(output_size, 2)), x)
 
 
-def _view(x, shape):
-    shape = list(shape)
-    if shape.count(-1) > 1:
-        raise RuntimeError("only one dimension can be inferred")
-    if -1 in shape:
-        known = math.prod(s for s in shape if s != -1)
-        if known <= 0 or x.numel() % known:
-            raise RuntimeError(f"shape {tuple(shape)} is invalid for input of size {x.numel()}")
-        shape[shape.index(-1)] = x.numel() // known
-    if math.prod(shape) != x.numel():
-        raise RuntimeError(f"shape {tuple(shape)} is invalid for input of size {x.numel()}")
-    return _empty(shape, x)
-
-
-SHAPES[aten.view.default] = _view
-SHAPES[aten._unsafe_view.default] = _view
-SHAPES[aten.reshape.default] = _view
-
-
-@_shape(aten.t.default)
-def t(x):
-    if x.dim() > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.dim()}D")
-    return _empty(tuple(reversed(x.shape)), x)
-
-
-@_shape(aten.transpose.int)
-def transpose(x, a, b):
-    shape = list(x.shape)
-    a, b = _wrap_dim(a, x.dim()), _wrap_dim(b, x.dim())
-    if not shape:
-        return _empty(shape, x)
-    shape[a], shape[b] = shape[b], shape[a]
-    return _empty(shape, x)
-
-
-@_shape(aten.permute.default)
-def permute(x, dims):
-    if len(dims) != x.dim():
-        raise RuntimeError(f"permute: {len(dims)} dims for a {x.dim()}-d tensor")
-    wrapped = [_wrap_dim(d, x.dim()) for d in dims]
-    if len(set(wrapped)) != len(wrapped):
-        raise RuntimeError(f"permute: repeated dim in {list(dims)}")
-    return _empty([x.shape[d] for d in wrapped], x)
-
-
-@_shape(aten.unsqueeze.default)
-def unsqueeze(x, dim):
-    dim = _wrap_dim(dim, x.dim() + 1)
-    shape = list(x.shape)
-    shape.insert(dim, 1)
-    return _empty(shape, x)
-
-
-@_shape(aten.expand.default)
-def expand(x, size, implicit=False):
-    lead = len(size) - x.dim()
-    if lead < 0:
-        raise RuntimeError(f"expand: {len(size)} sizes for a {x.dim()}-d tensor")
-    if any(s < 0 for s in size[:lead]):
-        raise RuntimeError(f"expand: the size {tuple(size)} has a negative size in a new leading dimension")
-    shape = [s if s != -1 else x.shape[i - lead] for i, s in enumerate(size)]
-    if min(shape, default=0) < 0:
-        raise RuntimeError(f"expand: invalid size {tuple(size)}")
-    for i in range(x.dim()):
-        if x.shape[i] not in (1, shape[i + lead]):
-            raise RuntimeError(f"expand: size {x.shape[i]} cannot become {shape[i + lead]}")
-    return _empty(shape, x)
-
-
 @_shape(aten.cat.default)
 def cat(tensors, dim=0):
     kept = [t for t in tensors if not (t.dim() == 1 and t.shape[0] == 0)]  # legacy empty tensors are skipped
@@ -401,32 +353,6 @@ def cat(tensors, dim=0):
     shape = list(first.shape)
     shape[dim] = sum(t.shape[dim] for t in tensors)
     return _empty(shape, first)
-
-
-@_shape(aten.slice.Tensor)
-def slice_(x, dim=0, start=None, end=None, step=1):
-    if x.dim() == 0:
-        raise RuntimeError("slice() cannot be applied to a 0-dim tensor")
-    if step <= 0:
-        raise RuntimeError("slice step must be positive")
-    dim = _wrap_dim(dim, x.dim())
-    size = x.shape[dim]
-    start, end, _ = slice(start, end, step).indices(size)
-    shape = list(x.shape)
-    shape[dim] = max(0, (end - start + step - 1) // step)
-    return _empty(shape, x)
-
-
-@_shape(aten.select.int)
-def select(x, dim, index):
-    if x.dim() == 0:
-        raise IndexError("select() cannot be applied to a 0-dim tensor")
-    shape = list(x.shape)
-    dim = _wrap_dim(dim, x.dim())
-    if not -shape[dim] <= index < shape[dim]:
-        raise IndexError(f"select(): index {index} out of range for tensor of size {tuple(x.shape)} at dimension {dim}")
-    del shape[dim]
-    return _empty(shape, x)
 
 
 @_shape(aten._to_copy.default)

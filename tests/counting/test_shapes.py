@@ -212,3 +212,31 @@ def test_random_tensor_calls_are_never_counted_when_the_real_kernel_refuses_them
     # dimensions out of range used to wrap around (x.mean(3) of a 3-d tensor was counted), indices out of
     # range, repeated dims and a bias larger than the product were accepted by the shape table
     _never_counted_when_refused(_random_tensor_call, seed=1, calls=600)
+
+
+@pytest.mark.parametrize("body,runs", [
+    (lambda x: x.transpose(1, 2).view(x.shape[0], -1), False),  # torch: view size is not compatible with stride
+    (lambda x: x.transpose(1, 2).relu().view(x.shape[0], -1), False),  # the elementwise result keeps the layout
+    (lambda x: (x.transpose(1, 2) * 2).view(x.shape[0], -1), False),
+    (lambda x: x.transpose(1, 2).contiguous().view(x.shape[0], -1), True),
+    (lambda x: (x.transpose(1, 2) + 1).reshape(x.shape[0], -1), True),
+    (lambda x: x[:, ::2].view(x.shape[0], -1), False),
+    (lambda x: x[:, :1].expand(-1, 3, -1).reshape(x.shape[0], -1), True),
+])
+@pytest.mark.parametrize("shapes_only", [None, True])
+def test_views_see_the_strides_real_tensors_have(fn_module, body, runs, shapes_only):
+    # meta outputs used to be contiguous whatever the operator, so a view of a transposed tensor was counted
+    # although the model cannot run; views now run torch's own kernels on the meta device
+    x = torch.randn(2, 3, 4)
+    model = torch.nn.Sequential(fn_module(body), torch.nn.LazyLinear(5)) if runs else fn_module(body)
+    try:
+        model(x)
+        real = True
+    except RuntimeError:
+        real = False
+    assert real is runs
+    if runs:
+        assert ms.count(model.eval(), x, shapes_only=shapes_only).mults > 0
+    else:
+        with pytest.raises(ms.ForwardError, match="view|stride"):
+            ms.count(model.eval(), x, shapes_only=shapes_only)
