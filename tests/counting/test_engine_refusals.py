@@ -39,7 +39,7 @@ def test_torchscript_modules_are_refused(kind):
 @pytest.mark.parametrize("shapes_only", [None, False])
 def test_a_count_inside_autocast_is_refused_and_the_model_counts_outside(shapes_only):
     # autocast casts the weights on their way into each operator, where the tracer cannot follow them to the
-    # stored tensors: counted inside it, the convolutions' weights went missing (params 16 instead of 52)
+    # stored tensors: counted inside it, the convolutions' weights went missing (params 16 instead of 276)
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.BatchNorm2d(8), nn.Conv2d(8, 4, 1)).eval()
     with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(ms.InputError, match="autocast.*bits=") as info:
         ms.count(model, (1, 3, 8, 8), shapes_only=shapes_only)
