@@ -43,6 +43,8 @@ class ModelSession:
         self.users = 0
         self.lock = threading.Lock()
         self.modules = [_snapshot(m) for _, m in index.modules]
+        # TorchScript submodules keep their training flag in C++, outside __dict__: saved and put back by hand
+        self.flags = [(m, m.training) for _, m in index.modules if "training" not in m.__dict__]
         self.tensors = [(t, t.requires_grad, t.data if _plain(t) else None) for _, t in index.tensors]
         self.writes: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # first write into a stored tensor
         self._storage_owners: dict[int, torch.Tensor] | None = None
@@ -109,6 +111,9 @@ class ModelSession:
                     t.resize_(saved.shape)
                 t.copy_(saved)
         self.writes.clear()
+        for m, training in self.flags:
+            if m.training != training:
+                m.training = training
 
 
 _MISSING = object()
@@ -128,9 +133,13 @@ def _snapshot(m: torch.nn.Module) -> tuple[Any, ...]:
     buffer names). Plain dict copies in C loops: the snapshot is taken before every count."""
     state = m.__dict__
     lens = _lengths(state)
+    tables = None
     if lens is not None:
-        tables = {name: state[name].copy() for name, n in zip(_TABLES, lens) if n}
-    else:
+        try:
+            tables = {name: state[name].copy() for name, n in zip(_TABLES, lens) if n}
+        except AttributeError:  # a TorchScript submodule: its tables are views of C++ state, not dicts
+            lens = None
+    if tables is None:
         tables = {name: dict(t) for name in _TABLES if isinstance(t := state.get(name), dict) and t}
     nonpersistent = state.get("_non_persistent_buffers_set")
     return m, state.copy(), lens, tables, set(nonpersistent) if nonpersistent else None

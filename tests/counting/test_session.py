@@ -123,3 +123,26 @@ def test_side_effects_undone_when_the_forward_raises():
     with pytest.raises(ms.ForwardError, match="boom"):
         ms.count(model, (2, 8))
     assert _same(before, _fingerprint(model))
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("how", ["script", "trace"])
+def test_a_torchscript_submodule_is_counted_and_left_as_it_was(how):
+    # a scripted submodule's tables are views of C++ state (the snapshot crashed on them: AttributeError
+    # 'OrderedModuleDict' object has no attribute 'copy') and its training flag lives outside __dict__ (the
+    # count left it in eval mode)
+    torch.manual_seed(0)
+    inner = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+    x = torch.randn(2, 3, 8, 8)
+    eager = nn.Sequential(inner, nn.Flatten(), nn.Linear(8 * 6 * 6, 5))
+    expected = ms.count(eager, x)
+    wrapped = torch.jit.script(inner) if how == "script" else torch.jit.trace(inner.eval(), x)
+    model = nn.Sequential(wrapped, nn.Flatten(), eager[2]).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = [m.training for m in model.modules()]
+    report = ms.count(model, x)
+    # per example: 3*8*3*3 * 6*6 = 7,776 conv mults; 288 ReLU; 288*5 = 1,440 linear
+    assert report.mults == expected.mults == 7_776 + 288 + 1_440
+    assert report.params == expected.params
+    assert [m.training for m in model.modules()] == flags
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
