@@ -44,7 +44,10 @@ def model_row(name: str) -> list[str]:
     spec = models.spec(name)
     model = models.build(name)
     parameters = sum(p.numel() for p in model.parameters())
-    report = ms.count(model, spec.input_size)
+    try:
+        report = ms.count(model, spec.input_size)
+    except ms.InputError:  # a language model takes token ids, not the random floats a shape becomes
+        report = ms.count(model, models.example_inputs(name, model))
     if report.unsupported_total:
         raise RuntimeError(f"{name}: {report.unsupported_total} operator call(s) were not counted")
     if not report.freebie:
@@ -92,7 +95,36 @@ def _seed_section() -> str:
         f"3x3 convs {SEED_GROUPS.conv3x3}, transition convs {SEED_GROUPS.transition}.\n"
         f"- k = {growth} is the smallest growth rate every group count divides (the stem needs 3 | 2k, the 3x3 "
         "convs 2 | k), and the valid one closest to the ~112k parameters reported for the entry; it gives "
-        f"{parameters:,} parameters at {spec.default_kwargs['num_classes']} classes.\n"
+        f"{parameters:,} parameters at {spec.default_kwargs['num_classes']} classes.\n\n"
+        f"{_groups_table()}"
+    )
+
+
+GROUP_FORMS = (None, 1, 2, "conv3x3:2,transition:3", {"stem": 3, "conv3x3": 3, "transition": 1})
+
+
+def _groups_table() -> str:
+    """Other groupings of the seed, in each form ``groups=`` accepts, counted (meta device, batch 1)."""
+    rows = []
+    for form in GROUP_FORMS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an int regroups only the stages it divides, and says so
+            with torch.device("meta"):
+                model = models.build("densenet-seed", groups=form)
+        g = model.groups
+        report = ms.count(model, models.input_size("densenet-seed"))
+        rows.append([f"`{form!r}`", f"{g.stem} / {g.bottleneck} / {g.conv3x3} / {g.transition}",
+                     f"{sum(p.numel() for p in model.parameters()):,}", f"{report.params:,}", f"{report.mults:,}"])
+    table = tabulate(rows, headers=["`groups=`", "stem / 1x1 / 3x3 / transition", "torch parameters",
+                                    "stored values (norms folded)", "mults per example"],
+                     tablefmt="github", disable_numparse=True)
+    return (
+        "`groups=` regroups it, in any of these forms (the same as `--arg groups=...` on the command line, e.g. "
+        "`micronet-score count densenet-seed --arg groups=conv3x3:2,transition:3`): None (the seed), an int "
+        "(every grouped stage it can split; the others keep the seed's count, with a warning), a mapping or "
+        "the string `kind:g,...` (the kinds named), or a `DenseNetGroups`. Each built on the meta device and "
+        "counted at batch 1 (so every weight is dense):\n\n"
+        f"{table}\n"
     )
 
 
@@ -152,7 +184,8 @@ def render() -> str:
         "(`models.names()`, `models.build(name, **kwargs)`, `models.input_size(name)`). "
         "How the numbers below were obtained:\n\n"
         "- Each model is built fresh with its builder's defaults (CIFAR models with 10 classes, ImageNet "
-        "models with 1000, seed 0) and counted with `ms.count(model, models.input_size(name))` at batch 1: "
+        "models with 1000, seed 0) and counted with `ms.count(model, models.input_size(name))` at batch 1 "
+        "(the language model on `models.example_inputs(name, model)`, token ids): "
         "the numbers `micronet-score count NAME --rules RULES` prints. Weights are stored in the cheaper of "
         "dense and non-zeros plus one mask bit per element; biases and other vectors are dense, so a fresh "
         "model's zero biases cost what the official counter charges. A few weights of a fresh "
