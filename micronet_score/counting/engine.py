@@ -30,6 +30,7 @@ from micronet_score.counting.reads import WeightReads
 from micronet_score.counting.select import refuse_operator_options, select_convention
 from micronet_score.counting.session import model_session, paused_gc, shared_rng
 from micronet_score.counting.shape_inputs import materialize
+from micronet_score.counting.shortcuts import autocast_on
 from micronet_score.counting.tracer import AttentionMode, Tracer
 from micronet_score.errors import (
     ComplexTensorError,
@@ -94,7 +95,7 @@ def _count_with_events(
                                 shapes_only=shapes_only, costs=costs, batch_dim=batch_dim)
         return leaf_report(model, inputs, conv, bits=bits, batch_size=batch_size), []
     conv = conv.with_options(freebie=freebie, accumulator_bits=accumulator_bits)
-    if _autocast_on():
+    if autocast_on():
         raise InputError("count() was called inside torch.autocast, which casts weights on their way into each "
                          "operator, out of the tracer's sight: the count would miss stored tensors. Call count() "
                          "outside the autocast region and give the 16-bit widths with bits= (bits={'': 16} "
@@ -132,14 +133,6 @@ def _count_with_events(
         args, kwargs = materialize((ctx.args, ctx.kwargs), placeholders, device, dtype, reason)
         ctx = dataclasses.replace(ctx, args=args, kwargs=kwargs)
     return count_once(ctx, bool(shapes_only), events), events
-
-
-def _autocast_on() -> bool:
-    """True inside a ``torch.autocast`` region of any device type."""
-    check = getattr(torch._C, "_is_any_autocast_enabled", None)
-    if check is not None:
-        return bool(check())
-    return any(torch.is_autocast_enabled(d) for d in ("cpu", "cuda"))  # pragma: no cover - older torch
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")

@@ -22,7 +22,14 @@ _aten_batch_norm = torch.ops.aten.native_batch_norm.default
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 _KEYS = frozenset({"weight", "bias", "training", "momentum", "eps"})
 _DEVICES = frozenset({"cpu", "meta"})
-_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)  # unknown: never take the shortcut
+
+
+def autocast_on() -> bool:
+    """True inside a ``torch.autocast`` region of any device type."""
+    check = getattr(torch._C, "_is_any_autocast_enabled", None)
+    if check is not None:
+        return bool(check())
+    return any(torch.is_autocast_enabled(d) for d in ("cpu", "cuda"))  # pragma: no cover - older torch
 
 
 def inference_batch_norm(args: tuple, kwargs: dict | None) -> Any:
@@ -32,7 +39,7 @@ def inference_batch_norm(args: tuple, kwargs: dict | None) -> Any:
     ``F.batch_norm`` hands a torch-function mode ``(input, running_mean, running_var)`` and the keywords
     ``weight``, ``bias``, ``training``, ``momentum``, ``eps``."""
     if not ENABLED or len(args) != 3 or not kwargs or kwargs.keys() != _KEYS or kwargs["training"] is not False \
-            or _autocast():  # autocast's casts are decided per operator: leave them to the normal path
+            or autocast_on():  # autocast's casts are decided per operator: leave them to the normal path
         return None
     x, mean, var = args
     weight, bias, eps = kwargs["weight"], kwargs["bias"], kwargs["eps"]
