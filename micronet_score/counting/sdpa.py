@@ -14,7 +14,7 @@ from torch.overrides import TorchFunctionMode
 from micronet_score.counting.costs.attention import attention_cost
 from micronet_score.counting.events import Event
 from micronet_score.counting.origin import VALUE_EXPORTS
-from micronet_score.counting.shortcuts import inference_batch_norm
+from micronet_score.counting.shortcuts import LOWERINGS, direct, lower
 
 _ATTENTION = {F.scaled_dot_product_attention, torch._C._nn.scaled_dot_product_attention}
 
@@ -74,10 +74,10 @@ class AttentionMode(TorchFunctionMode):
         if kind:
             if kind == _ATTENTION_CALL:
                 return self.tracer.attention(func, args, kwargs or {})
-            if kind == _BATCH_NORM:  # the plain inference form: its one operator, dispatched directly
-                out = inference_batch_norm(args, kwargs)
-                if out is not None:
-                    return out
+            if kind == _LOWERED:  # a plain library call: its aten operator straight to the tracer
+                lowered = lower(func, args, kwargs)
+                if lowered is not None:
+                    return direct(self.tracer, lowered)
             elif kind == _EXPORT:  # input values leaving torch (counting.origin)
                 self.tracer.note_export(func, args)
             elif kind == _RECURRENT_CALL:
@@ -86,7 +86,7 @@ class AttentionMode(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-_ATTENTION_CALL, _EXPORT, _RECURRENT_CALL, _BATCH_NORM = 1, 2, 3, 4
+_ATTENTION_CALL, _EXPORT, _RECURRENT_CALL, _LOWERED = 1, 2, 3, 4
 _KINDS: dict[Any, int] = {}  # torch function -> what the mode does with it (0: nothing), decided once
 
 
@@ -95,8 +95,8 @@ def _kind(func: Any) -> int:
         kind = _ATTENTION_CALL
     elif func in VALUE_EXPORTS:
         kind = _EXPORT
-    elif func is F.batch_norm:
-        kind = _BATCH_NORM
+    elif func in LOWERINGS:
+        kind = _LOWERED
     elif getattr(func, "__name__", None) in _RECURRENT and isinstance(func, BuiltinFunctionType):
         kind = _RECURRENT_CALL
     else:

@@ -1,17 +1,21 @@
-"""The torch-function shortcut for inference batch norms (counting/shortcuts.py) gives exactly the count of the
-normal path, takes the normal path for anything unusual, and leaves torch's errors as they were."""
+"""The torch-function shortcuts (counting/shortcuts.py) give exactly the count of the normal path: each lowering
+produces the operator and arguments the dispatcher really produces (recorded here on many forms of each call),
+anything unusual takes the normal path, and torch's errors stay as they were."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import micronet_score as ms
 from micronet_score.counting import shortcuts
 from micronet_score.counting.engine import count_with_events
 from micronet_score.counting.shortcuts import inference_batch_norm
 from micronet_score.counting.tracer import Tracer
+from micronet_score.models import build, example_inputs
 
 
 def _both(model, inputs, **options):
@@ -142,3 +146,171 @@ def test_an_autocast_region_takes_the_normal_path():
     assert inference_batch_norm((x, mean, var), kwargs) is not None
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert inference_batch_norm((x, mean, var), kwargs) is None
+
+
+# ---------------------------------------------------------------- every lowering against the dispatcher
+
+
+class _Record(TorchDispatchMode):
+    """The aten calls the dispatcher makes, with their arguments as the dispatcher passes them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.calls.append((func, args, kwargs or {}))
+        return func(*args, **(kwargs or {}))
+
+
+def _same_arg(a, b) -> bool:
+    """Tensors by identity; everything else by type and value (a list is not a tuple to a cost function)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return a is b
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same_arg(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+def _dispatched(func, args, kwargs):
+    """The one aten call ``func(*args, **kwargs)`` makes under no_grad, or None when it makes another number.
+    The batch norm's empty "reserve" tensor, which no one reads, is left out (its lowering skips it)."""
+    with torch.no_grad(), _Record() as record:
+        func(*args, **(kwargs or {}))
+    calls = record.calls
+    if func is nn.functional.batch_norm:
+        calls = [c for c in calls if c[0] is not torch.ops.aten.empty.memory_format]
+    return calls[0] if len(calls) == 1 else None
+
+
+def _lowering_cases():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 4, 6, 6, generator=g)
+    w = nn.Parameter(torch.randn(6, 4, 3, 3, generator=g))
+    wg = torch.randn(4, 2, 3, 3, generator=g)
+    b = torch.randn(6, generator=g)
+    F = nn.functional
+    cases = [
+        (torch.conv2d, (x, w), None), (torch.conv2d, (x, w, b), None), (torch.conv2d, (x, w, None, 2), None),
+        (torch.conv2d, (x, w, b, (1, 2), 1), None), (torch.conv2d, (x, w, b, [2, 1], (0, 1), 2), None),
+        (torch.conv2d, (x, w, b, 1, 1, 1, 1), None), (torch.conv2d, (x, wg, None, 1, 0, (1, 2), 2), None),
+        (torch.conv2d, (x, w, b, 1, "same"), None), (torch.conv2d, (x, w), {"stride": 2}),
+        (torch.conv2d, (x[0], w), None), (torch.conv2d, (x.double(), w.double(), b.double(), 1, 1), None),
+        (torch.conv2d, (x.to(memory_format=torch.channels_last), w, b), None),
+        (torch.relu, (x,), None), (torch.Tensor.relu, (x,), None), (F.relu, (x,), {"inplace": False}),
+        (F.relu, (x,), None), (F.relu, (x.clone(),), {"inplace": True}), (torch.sigmoid, (x,), None),
+        (torch.Tensor.sigmoid, (x,), None), (F.silu, (x,), {"inplace": False}), (F.silu, (x.transpose(2, 3),), None),
+        (torch.add, (x, x), None), (torch.Tensor.add, (x, b[:1]), None), (torch.Tensor.add, (x, 2.0), None),
+        (torch.add, (x, x), {"alpha": 2}), (torch.mul, (x, x[:, :1]), None), (torch.Tensor.mul, (x, x), None),
+        (torch.Tensor.mul, (x, 3), None), (torch.cat, ([x, x],), None), (torch.cat, ((x, x), 1), None),
+        (torch.cat, ([x, x[:, :1]], -3), None), (torch.cat, ((x, x),), {"dim": 2}), (torch.cat, ([x],), {"dim": 0}),
+        (F.adaptive_avg_pool2d, (x, 1), None), (F.adaptive_avg_pool2d, (x, (1, 1)), None),
+        (F.adaptive_avg_pool2d, (x, [1, 1]), None), (F.adaptive_avg_pool2d, (x, (2, 3)), None),
+        (F.adaptive_avg_pool2d, (x.to(memory_format=torch.channels_last), 1), None),
+        (F.adaptive_avg_pool2d, (torch.randn(2, 4, 1, 1), 1), None),
+        (F.adaptive_avg_pool2d, (torch.randn(2, 1, 5, 5), 1), None),
+        (F.adaptive_avg_pool2d, (torch.randn(2, 3, 1, 5), 1), None),
+        (F.adaptive_avg_pool2d, (torch.randn(4, 5, 5), 1), None),
+    ]
+    mean, var = torch.randn(4, generator=g), torch.rand(4, generator=g) + 0.5
+    for weight, bias in ((None, None), (torch.randn(4, generator=g), torch.randn(4, generator=g))):
+        cases.append((F.batch_norm, (x, mean, var),
+                      {"weight": weight, "bias": bias, "training": False, "momentum": 0.1, "eps": 1e-5}))
+    return cases
+
+
+@pytest.mark.parametrize("case", range(len(_lowering_cases())))
+def test_each_lowering_is_the_call_the_dispatcher_makes(case):
+    func, args, kwargs = _lowering_cases()[case]
+    captured: list = []
+
+    class _Mode(TorchFunctionMode):  # the form the count's torch-function mode receives
+        def __torch_function__(self, f, types, a=(), k=None):
+            if f is func:
+                captured.append((a, k))
+            return f(*a, **(k or {}))
+
+    with torch.no_grad(), _Mode():
+        func(*args, **(kwargs or {}))
+    received = captured[0] if captured else (args, kwargs)
+    lowered = shortcuts.LOWERINGS[func](*received)
+    if lowered is None:
+        return  # the normal path
+    op, dispatched_args, dispatched_kwargs = _dispatched(func, args, kwargs)
+    assert lowered.op is op and not dispatched_kwargs
+    assert _same_arg(list(lowered.args), list(dispatched_args)), (lowered.args, dispatched_args)
+
+
+def test_the_plain_forms_are_lowered_and_the_others_are_not():
+    lowered = {i for i, (func, args, kwargs) in enumerate(_lowering_cases())
+               if shortcuts.LOWERINGS[func](args, kwargs) is not None}
+    cases = _lowering_cases()
+    names = {i: getattr(cases[i][0], "__name__", "?") for i in range(len(cases))}
+    refused = sorted(names[i] + str(i) for i in set(range(len(cases))) - lowered)
+    # the string padding, the keyword stride, the unbatched input; in-place relu; a Python scalar operand
+    # (twice) and alpha; a 2 x 3 output, a channels-last input, and layouts torch could take for channels-last
+    # (1 x 1 spatial, one channel); the unbatched adaptive pool
+    assert refused == sorted(["conv2d7", "conv2d8", "conv2d9", "relu16", "add23", "add24", "mul27",
+                              "adaptive_avg_pool2d36", "adaptive_avg_pool2d37", "adaptive_avg_pool2d38",
+                              "adaptive_avg_pool2d39", "adaptive_avg_pool2d41"])
+
+
+@pytest.mark.parametrize("name", ["densenet-seed", "resnet18-cifar", "efficientnet-b0", "mobilenetv2", "wrn",
+                                  "preact-resnet18-cifar", "densenet-bc-100-k12-cifar", "lstm-lm-wikitext103"])
+@pytest.mark.parametrize("shapes_only", [None, False])
+def test_zoo_models_count_the_same_with_and_without_the_shortcuts(name, shapes_only):
+    model = build(name, seed=0).eval()
+    inputs = example_inputs(name, model)
+    (fast, fast_events), (slow, slow_events) = _both(model, inputs, shapes_only=shapes_only)
+    assert fast == slow
+    assert [(e.module, e.op, e.mults, e.adds, e.mult_bits) for e in fast_events] == \
+        [(e.module, e.op, e.mults, e.adds, e.mult_bits) for e in slow_events]
+
+
+class _Contexts(nn.Module):
+    """Plain calls made where the dispatcher would do something else: the normal path must take them."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        if self.where == "grad":
+            with torch.enable_grad():
+                return torch.relu(self.conv(x))
+        if self.where == "vmap":
+            return torch.vmap(lambda t: torch.relu(torch.conv2d(t, self.conv.weight)))(x.unsqueeze(1))
+        if self.where == "autocast":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return torch.relu(self.conv(x))
+        return torch.cat([torch.relu(self.conv(x)), self.conv(x)], 1)
+
+
+@pytest.mark.parametrize("where", ["grad", "vmap", "autocast", "plain"])
+def test_contexts_that_change_the_dispatch_take_the_normal_path(where, monkeypatch):
+    model = _Contexts(where).eval()
+    taken: list = []
+    direct = shortcuts.direct
+    monkeypatch.setattr("micronet_score.counting.sdpa.direct",
+                        lambda tracer, lowered: taken.append(str(lowered.op)) or direct(tracer, lowered))
+    x = torch.randn(2, 3, 8, 8)
+    (fast, fast_events), (slow, slow_events) = _both(model, x, shapes_only=False)
+    assert fast == slow and fast.mults > 0
+    if where == "plain":
+        assert taken == ["aten.convolution.default", "aten.relu.default", "aten.convolution.default",
+                         "aten.cat.default"]
+    else:
+        assert "aten.relu.default" not in taken
+
+
+def test_inside_another_dispatch_mode_the_shortcuts_step_aside():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    x = torch.randn(1, 3, 8, 8)
+    plain = ms.count(model, x)
+    with FlopCounterMode(display=False) as outer:
+        inside = ms.count(model, x, shapes_only=False)
+    assert inside == plain
+    assert outer.get_total_flops() == 2 * 4 * 3 * 9 * 36  # the real convolution the count ran: 2 x 7,776 MACs
