@@ -19,6 +19,7 @@ from micronet_score.counting.registry import (
     register_fake_quant,
     register_same_values,
 )
+from micronet_score.counting.walk import out_tensors
 
 for _name, (_qmin, _qmax, _enabled) in {
     "fake_quantize_per_tensor_affine": (3, 4, None),
@@ -121,14 +122,49 @@ class BitSources:
             elif t.is_quantized:
                 self.activation_widths.add(dtype_bits(t.dtype))
 
-    def _output_bits(self, func: Any, tensors: list[torch.Tensor], tainted: list[tuple[int, int | None]],
-                     entry: CostEntry | None, fq: FakeQuantEntry | None, args: tuple) -> int | None:
-        """Width of an input-dependent operator's outputs (None: their dtype's)."""
+    def _output_bits(self, func: Any, tensors: list[torch.Tensor], infos: list[tuple[int, int | None] | None],
+                     entry: CostEntry | None, fq: FakeQuantEntry | None, args: tuple, out: Any,
+                     moved: bool, written: Any) -> int | None:
+        """Width of an input-dependent operator's outputs (None: their dtype's). ``moved``: the operator only
+        moved values (a free operator, or an indexed write that combined nothing); ``written(t)`` says whether
+        the operator writes into its argument ``t``."""
         if fq is not None:
             return fake_quant_bits(args, fq)
         if is_dequantize(func) and tensors:
             return dtype_bits(tensors[0].dtype)
-        if entry is not None:
+        if entry is not None and not moved:
             return None  # arithmetic produces values in its output dtype
-        widths = [i[1] for i in tainted if i[1] is not None]
-        return max(widths) if widths else None  # views and copies keep the width they were given
+        return self._moved_bits(tensors, infos, out, written)
+
+    def _moved_bits(self, tensors: list[torch.Tensor], infos: list[tuple[int, int | None] | None], out: Any,
+                    written: Any) -> int | None:
+        """Width of values an operator moves without arithmetic (views, copies, concatenations, indexed writes):
+        the widest of the values it reads (spec section 2: the width of a value is what produced it).
+
+        - an input-dependent floating-point operand brings its width, or its dtype's when it has none (then the
+          output has its dtype's too: a concatenation of 8-bit and 32-bit values holds 32-bit values);
+        - a stored tensor (a parameter, a buffer, what weight preprocessing made of them) brings its stored
+          width, unless the operator writes into it (the destination of ``copy_`` or ``index_put_``);
+        - integer and boolean operands (indices, masks) and constants made in forward bring nothing.
+
+        None when nothing brings a width below the output's dtype's."""
+        widest = 0
+        module = self.stack[-1]
+        for t, info in zip(tensors, infos):
+            if not t.is_floating_point():
+                continue
+            if info is not None:
+                if info[1] is None:
+                    return None
+                bits = info[1]
+            else:
+                static = self._static_info(t)
+                if static is None or not static.sources or written(t):
+                    continue
+                bits = self.tensor_bits(t, module)
+            if bits > widest:
+                widest = bits
+        first = out if isinstance(out, torch.Tensor) else next(iter(out_tensors(out)), None)
+        if not widest or (first is not None and widest >= dtype_bits(first.dtype)):
+            return None
+        return widest

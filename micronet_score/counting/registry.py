@@ -73,7 +73,8 @@ class CostEntry:
     """A registered cost function and what it means for the rest of the engine.
 
     ``kind``: ``"conv"``/``"linear"`` for ops a following batch norm can fold into, ``"batchnorm"`` for
-    batch norms (their parameters are accounted when folding is decided), ``""`` otherwise.
+    batch norms (their parameters are accounted when folding is decided), ``"write"`` for indexed writes
+    (a call that costs nothing only moved values, which keep their width, as a copy's do), ``""`` otherwise.
     ``mult_operands``: positions of the arguments that are multiplied (a bias is only added, so its width
     does not set the multiplication's); None: every tensor argument.
     """

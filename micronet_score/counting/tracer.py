@@ -118,7 +118,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         entry, fq = self.cost_table.get(packet) or lookup(packet), fake_quant(packet)
         packed = any(_may_be_packed(str(a.type)) for a in func._schema.arguments)
         info = OpInfo(packet, op_name(func), entry, fq, is_free(packet), writes, packed,
-                      entry is None or fq is not None or is_dequantize(packet))
+                      entry is None or fq is not None or is_dequantize(packet) or entry.kind == "write")
         self._ops[func] = info
         return info
 
@@ -185,7 +185,13 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
                 info = self._static_info(t)
                 if info is not None and info.sources:
                     self._register_stored(t, info, *self._role(func, args, t, packed))
-        bits = self._output_bits(op.packet, tensors, tainted, entry, fq, args) if op.output_bits else None
+        if op.output_bits:
+            moved = entry is None or (producer >= 0 and not self.events[producer].mults
+                                      and not self.events[producer].adds)  # an indexed write that only moved
+            bits = self._output_bits(op.packet, tensors, infos, entry, fq, args, out, moved,
+                                     lambda t: self._written(func, t, args, kwargs))
+        else:
+            bits = None
         if op.packet is aten.unsqueeze and tainted[0][0] == -1 and args[1] == 0 and tensors[0] in self.inputs:
             self.unbatched = True  # the model batches its own input: each input is one example
         if entry is None and len(tainted) == 1:

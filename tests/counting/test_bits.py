@@ -118,3 +118,54 @@ def test_quantization_rounding_zeros_are_seen():
     r = ms.count(Q(), (1, 4))
     assert r.nonzero_params == 2
     assert r.mults == 2
+
+
+# ------------------------------------------------- the width of values moved without arithmetic (spec section 2)
+
+
+class _Moves(nn.Module):
+    """A linear layer whose 8-bit weight multiplies ``how(q, x)``: ``q`` the input fake-quantized to 8 bits,
+    ``x`` the input as it is (32-bit values)."""
+
+    def __init__(self, how) -> None:
+        super().__init__()
+        self.how = how
+        self.weight = nn.Parameter(torch.full((3, 8), 0.5))  # 0.5 is on the 8-bit grid: no zero, no rounding
+        self.token = nn.Parameter(torch.full((1, 4), 0.25))  # a stored 32-bit tensor
+
+    def forward(self, x):
+        q = torch.fake_quantize_per_tensor_affine(x, 0.1, 0, -128, 127)
+        w = torch.fake_quantize_per_tensor_affine(self.weight, 0.1, 0, -128, 127)
+        return nn.functional.linear(self.how(self, q, x), w)
+
+
+def _mult_widths(how) -> dict[int, int]:
+    # the linear layer: 3 outputs x 8 inputs = 24 mults per example; x * 1.0 adds 4 at 32 bits where it appears
+    return dict(ms.count(_Moves(how), (2, 4)).mults_by_bits)
+
+
+def test_a_concatenation_of_8_bit_and_32_bit_values_is_multiplied_at_32_bits():
+    assert _mult_widths(lambda m, q, x: torch.cat([q, x * 1.0], 1)) == {32: 24 + 4}
+    assert _mult_widths(lambda m, q, x: torch.stack([q, x * 1.0], 1).flatten(1)) == {32: 24 + 4}
+
+
+def test_a_concatenation_with_a_stored_32_bit_tensor_is_multiplied_at_32_bits():
+    assert _mult_widths(lambda m, q, x: torch.cat([q, m.token.expand(q.shape[0], 4)], 1)) == {32: 24}
+
+
+def test_values_of_one_width_keep_it_through_moves_and_indexing():
+    assert _mult_widths(lambda m, q, x: torch.cat([q, q.flip(1)], 1)) == {8: 24}
+    assert _mult_widths(lambda m, q, x: torch.cat([q, q[:, torch.tensor([3, 2, 1, 0])]], 1)) == {8: 24}
+    # an index computed from the input is not a value: the selection keeps the values' 8 bits (computing the
+    # index costs 4 comparisons at 32 bits and 4 conversions of 1-bit values)
+    assert _mult_widths(lambda m, q, x: torch.cat([q, q.gather(1, (x > 0).long().expand(-1, 4))], 1)) == \
+        {8: 24, 32: 4, 1: 4}
+
+
+def test_an_indexed_write_of_8_bit_values_over_32_bit_ones_is_32_bit():
+    def write(m, q, x):
+        buf = torch.cat([x * 1.0, x * 1.0], 1)  # 32-bit values
+        buf[:, :4] = q  # half of them overwritten by 8-bit values: the other half is still 32-bit
+        return buf
+
+    assert _mult_widths(write) == {32: 24 + 8}

@@ -94,10 +94,6 @@ def test_a_plain_copy_keeps_the_width_of_what_it_copies():
     assert dict(ms.count(Quantized(write), (2, 4)).mults_by_bits) == {8: 12}
 
 
-@pytest.mark.xfail(strict=True, reason="tracer: a costed operator's output gets its dtype's width, so a write that "
-                   "costs 0 (index_put/scatter/put_ without accumulate or reduce: one packet with the accumulating "
-                   "variants) drops a fake-quantized activation's 8 bits; zero-cost events must propagate width and "
-                   "producer like free operators")
 def test_a_plain_index_put_keeps_the_width_of_what_it_writes():
     def write(q):
         buf = torch.zeros(q.shape)

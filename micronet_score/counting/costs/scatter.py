@@ -43,7 +43,7 @@ def _out(call: OpCall) -> int:
     return out.numel() if isinstance(out, torch.Tensor) else call.args[0].numel()
 
 
-@register(aten.scatter, aten.scatter_)
+@register(aten.scatter, aten.scatter_, kind="write")
 def scatter(call: OpCall) -> Cost:
     """``scatter(self, dim, index, src|value, *, reduce=None)``: free without ``reduce``."""
     reduce = call.arg(4, "reduce")
@@ -75,7 +75,7 @@ def index_reduce(call: OpCall) -> Cost:
     return _reduce_cost(call.arg(4, "reduce"), call.args[3].numel(), _out(call))
 
 
-@register(aten.put, aten.put_)
+@register(aten.put, aten.put_, kind="write")
 def put(call: OpCall) -> Cost:
     """``put(self, index, source, accumulate=False)``: flat indices, one add per index when accumulating."""
     if not call.arg(3, "accumulate", False):
@@ -83,7 +83,7 @@ def put(call: OpCall) -> Cost:
     return Cost(0, call.args[1].numel())
 
 
-@register(aten.index_put, aten.index_put_, aten._index_put_impl_)
+@register(aten.index_put, aten.index_put_, aten._index_put_impl_, kind="write")
 def index_put(call: OpCall) -> Cost:
     """``index_put(self, indices, values, accumulate=False)``: one add per indexed position when accumulating."""
     if not call.arg(3, "accumulate", False):
