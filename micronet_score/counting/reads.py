@@ -4,12 +4,12 @@ Every count must read every weight it prices (a weight may have been pruned sinc
 through ``.data`` leave no trace a cache could check), so the reads are made as cheap as they can be: the small
 float32 CPU tensors of the model (biases, norm vectors, the filters of small layers) are read all together at
 the start of the count (one concatenation and two numpy passes with per-tensor sums, instead of several calls
-per tensor); the others are read one by one when an operator first needs them, with
-:func:`~micronet_score.counting.storage.probe` (a few passes at memory speed, nothing allocated).
-
-A background thread reading the large weights while the forward is traced was tried and measured slower at 2
-threads on a 2-core machine (the tracer waited for the interpreter lock the reading thread wanted back after
-each pass), so there is none.
+per tensor); the others are read with :func:`~micronet_score.counting.storage.probe` (a few passes at memory
+speed, nothing allocated): one by one when an operator first needs them, or, when torch may use several threads
+(``torch.get_num_threads()``) and the large float32 weights hold at least :data:`PARALLEL_VALUES` values, all at
+the start, split between that many threads (numpy releases the interpreter lock while it reads). A background
+thread reading the weights while the forward is traced was tried and measured slower (the tracer waited for
+the interpreter lock the reading thread wanted back after each pass): the threads here run before the forward.
 
 The results live for one ``count()`` call: the large weights' probes are remembered here too, so when a
 forward that needs activation values fails on the meta device, the count that runs it again on real values
@@ -20,6 +20,7 @@ read again when used, as they are at that moment, and the second attempt reads e
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 import numpy as np
@@ -27,22 +28,32 @@ import torch
 from torch._utils import _flatten_dense_tensors
 
 from micronet_score.counting.model_index import ModelIndex
-from micronet_score.counting.storage import SMALL  # the tensors read together: those numpy reads faster
+from micronet_score.counting.storage import SMALL, probe  # SMALL: the tensors numpy reads faster together
 
 _NORMS = (torch.nn.modules.batchnorm._NormBase,)
 
 Probe = tuple[bool, bool]  # (no zero, no NaN/Inf)
 
 
-class WeightReads:
-    """(no zero, no NaN/Inf) of a model's small stored tensors, read together for one count."""
+#: Below this many values in the large float32 weights, starting threads costs more than it saves.
+PARALLEL_VALUES = 1 << 21
 
-    def __init__(self, tensors: Iterable[torch.Tensor]) -> None:
+
+class WeightReads:
+    """(no zero, no NaN/Inf) of a model's stored tensors read at the start of one count: the small ones together;
+    the large ones in parallel when torch may use several threads."""
+
+    def __init__(self, tensors: Iterable[torch.Tensor], threads: int = 1) -> None:
         self._results: dict[int, tuple[torch.Tensor, Probe]] = {}
         self.invalidated = False  # a stored tensor was written: nothing here may be used again
-        small = [t for t in tensors if t.numel() <= SMALL and _readable(t)]
+        small, large = [], []
+        for t in tensors:
+            if _readable(t):
+                (small if t.numel() <= SMALL else large).append(t)
         if len(small) > 1:
             self._read_together(small)
+        if threads > 1 and len(large) > 1 and sum(t.numel() for t in large) >= PARALLEL_VALUES:
+            self._read_in_parallel(large, threads)
 
     @classmethod
     def of_model(cls, index: ModelIndex) -> WeightReads:
@@ -50,7 +61,7 @@ class WeightReads:
         (:func:`~micronet_score.counting.batchnorm.fold` measures all norms together)."""
         norms = {id(t) for _, m in index.modules if isinstance(m, _NORMS)
                  for t in (*m._parameters.values(), *m._buffers.values()) if t is not None}
-        return cls(t for _, t in index.tensors if id(t) not in norms)
+        return cls((t for _, t in index.tensors if id(t) not in norms), torch.get_num_threads())
 
     def get(self, t: torch.Tensor) -> Probe | None:
         """The result for the stored tensor ``t``, or None when it was not read here (the caller reads it)."""
@@ -84,6 +95,37 @@ class WeightReads:
         for i, n in enumerate(sizes):
             if not n:
                 self._results[id(tensors[i])] = (tensors[i], (True, True))
+
+
+    def _read_in_parallel(self, tensors: list[torch.Tensor], threads: int) -> None:
+        """:func:`~micronet_score.counting.storage.probe` of each tensor, the tensors split into ``threads``
+        shares of about equal size (largest first), one share read by this thread, the others by new threads."""
+        shares: list[list[torch.Tensor]] = [[] for _ in range(min(threads, len(tensors)))]
+        loads = [0] * len(shares)
+        for t in sorted(tensors, key=lambda t: -t.numel()):
+            i = loads.index(min(loads))
+            shares[i].append(t)
+            loads[i] += t.numel()
+        results: list[list[Probe]] = [[] for _ in shares]
+        errors: list[BaseException] = []
+
+        def read(i: int) -> None:
+            try:
+                results[i] = [probe(t) for t in shares[i]]
+            except BaseException as exc:  # noqa: BLE001 - handed to the counting thread below
+                errors.append(exc)
+
+        workers = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(1, len(shares))]
+        for w in workers:
+            w.start()
+        read(0)
+        for w in workers:
+            w.join()
+        if errors:
+            raise errors[0]
+        for share, probes in zip(shares, results):
+            for t, result in zip(share, probes):
+                self._results[id(t)] = (t, result)
 
 
 def _readable(t: torch.Tensor) -> bool:

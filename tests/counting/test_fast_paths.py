@@ -96,6 +96,46 @@ def test_small_tensors_read_together_agree_with_torch():
     assert reads.get(tensors[0]) is None
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_large_weights_read_in_parallel_agree_with_torch(threads, monkeypatch):
+    monkeypatch.setattr("micronet_score.counting.reads.PARALLEL_VALUES", 1)
+    g = torch.Generator().manual_seed(5)
+    tensors = [torch.randn(n, generator=g) for n in (20_000, 300_000, 50_000, 17_000, 40_000)]
+    tensors[0][7] = 0.0
+    tensors[1][299_999] = float("nan")
+    tensors[2][100] = -0.0
+    tensors[2][101] = float("inf")
+    tensors.append(nn.Parameter(torch.randn(400, 100, generator=g).t()))  # a transposed weight
+    tensors.append(torch.randn(30_000, dtype=torch.float64))  # not float32: read when used, as before
+    reads = WeightReads(tensors, threads=threads)
+    for t in tensors[:-1]:
+        assert reads.get(t) == _truth(t), t.numel()
+    assert reads.get(tensors[-1]) is None
+    assert WeightReads(tensors[:-1], threads=1).get(tensors[1]) is None  # one thread: read when used
+
+
+def test_a_count_at_two_threads_equals_the_count_at_one(monkeypatch):
+    model = build("resnet18-cifar", seed=0).eval()
+    x = torch.randn(1, 3, 32, 32)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        dense = ms.count(model, x)
+        with torch.no_grad():  # prune a third of one large weight and put a NaN in another
+            model.layer4[0].conv1.weight[:, :86] = 0.0
+            model.layer3[1].conv2.weight[3, 2, 1, 1] = float("nan")
+        one = ms.count(model, x)
+        torch.set_num_threads(2)
+        monkeypatch.setattr("micronet_score.counting.reads.PARALLEL_VALUES", 1)
+        two = ms.count(model, x)
+    finally:
+        torch.set_num_threads(threads)
+    assert one == two
+    assert any("NaN" in w for w in two.warnings)
+    # layer4.0.conv1: 512 x 86 x 3 x 3 = 396,288 of its 1,179,648 values set to zero
+    assert dense.nonzero_params - two.nonzero_params == 396_288
+
+
 def test_batch_norms_measured_together_equal_one_by_one():
     g = torch.Generator().manual_seed(3)
     norms = []
