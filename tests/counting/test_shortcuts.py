@@ -314,3 +314,96 @@ def test_inside_another_dispatch_mode_the_shortcuts_step_aside():
         inside = ms.count(model, x, shapes_only=False)
     assert inside == plain
     assert outer.get_total_flops() == 2 * 4 * 3 * 9 * 36  # the real convolution the count ran: 2 x 7,776 MACs
+
+
+class _Program(nn.Module):
+    """A random chain of the lowered calls (and a few the normal path takes), on parameters of the module."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        rng = torch.Generator().manual_seed(seed)
+        self.steps: list[tuple] = []
+        channels = 4
+        params = nn.ParameterList()
+        for i in range(6):
+            kind = int(torch.randint(0, 8, (1,), generator=rng))
+            pick = lambda n: int(torch.randint(0, n, (1,), generator=rng))  # noqa: E731
+            if kind == 0:  # a convolution, now and then with arguments the real kernel refuses
+                groups = (1, 2)[pick(2)] if channels % 2 == 0 else 1
+                out = (4, 6, 8)[pick(3)]
+                in_ch = channels // groups if pick(8) else channels + 1  # 1 in 8: a channel mismatch
+                params.append(nn.Parameter(torch.randn(out, in_ch, 3, 3, generator=rng)))
+                bias = None
+                if pick(2):
+                    params.append(nn.Parameter(torch.randn(out, generator=rng)))
+                    bias = len(params) - 1
+                stride, padding, dilation = (1, 2, (1, 2))[pick(3)], (0, 1, (1, 0))[pick(3)], (1, 2)[pick(2)]
+                self.steps.append(("conv", len(params) - 1 - (bias is not None), bias, stride, padding, dilation,
+                                   groups))
+                channels = out
+            elif kind == 1:
+                self.steps.append(("act", (torch.relu, torch.sigmoid, nn.functional.silu, nn.functional.relu,
+                                           torch.Tensor.relu)[pick(5)]))
+            elif kind == 2:  # add or mul with a parameter of a broadcastable (or not) shape
+                shape = ((1, channels, 1, 1), (channels, 1, 1), (1,), (1, channels + 1, 1, 1))[pick(4)]
+                params.append(nn.Parameter(torch.randn(shape, generator=rng)))
+                self.steps.append(("binary", (torch.add, torch.mul, torch.Tensor.add, torch.Tensor.mul)[pick(4)],
+                                   len(params) - 1))
+            elif kind == 3:
+                self.steps.append(("cat", (1, -3, 0)[pick(3)]))
+                channels = channels * 2 if self.steps[-1][1] == 1 else channels
+            elif kind == 4:
+                params.append(nn.Parameter(torch.rand(channels, generator=rng) + 0.5))
+                self.steps.append(("bn", len(params) - 1))
+            elif kind == 5:
+                self.steps.append(("pool",))
+            elif kind == 6:
+                self.steps.append(("self", (torch.add, torch.mul)[pick(2)]))
+            else:
+                self.steps.append(("act", torch.relu))
+        self.params = params
+
+    def forward(self, x):
+        F = nn.functional
+        for step in self.steps:
+            kind = step[0]
+            if kind == "conv":
+                _, w, b, stride, padding, dilation, groups = step
+                x = F.conv2d(x, self.params[w], None if b is None else self.params[b], stride, padding, dilation,
+                             groups)
+            elif kind == "act":
+                x = step[1](x)
+            elif kind == "binary":
+                x = step[1](x, self.params[step[2]])
+            elif kind == "cat":
+                x = torch.cat([x, x], step[1])
+            elif kind == "bn":
+                p = self.params[step[1]]
+                x = F.batch_norm(x, p.detach() * 0.1, p.detach(), p, p, False, 0.1, 1e-5)
+            elif kind == "pool":
+                x = F.adaptive_avg_pool2d(x, 1) if x.shape[-1] > 1 else x
+            else:
+                x = step[1](x, x)
+        return x
+
+
+def _outcome(model, x, **options):
+    try:
+        report, events = count_with_events(model, x, **options)
+    except Exception as exc:  # noqa: BLE001 - the two paths must fail alike
+        return type(exc).__name__, str(exc)
+    return report, [(e.module, e.op, e.mults, e.adds, e.mult_bits) for e in events]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_programs_count_or_fail_the_same_with_and_without_the_shortcuts(seed):
+    model = _Program(seed).eval()
+    x = torch.randn(2, 4, 9, 9, generator=torch.Generator().manual_seed(seed))
+    for shapes_only in (None, False):
+        fast = _outcome(model, x, shapes_only=shapes_only)
+        shortcuts.ENABLED = False
+        try:
+            slow = _outcome(model, x, shapes_only=shapes_only)
+        finally:
+            shortcuts.ENABLED = True
+        assert fast == slow
