@@ -154,6 +154,9 @@ class StoredTensors:
             probed = self._probed.get(tkey)
             if probed is None:
                 read = self.reads.get(values) if self.reads is not None else None
+                if read is None and values is t and info.root is not None and self.reads is not None and \
+                        same_elements(t, info.root):  # a linear layer's w.t(): the weight read at the start
+                    read = self.reads.get(info.root)
                 if read is None:
                     read = probe(values)
                     if self.reads is not None and values is t and self._model_tensors.get(id(t)) is t:

@@ -269,3 +269,26 @@ def test_the_fallback_on_real_values_reads_no_weight_twice(monkeypatch, clamp):
     assert probes == one_attempt
     if clamp:
         assert auto.nonzero_params < auto.params  # the clamped weight's zeros are in the count
+
+
+def test_a_linear_weight_read_in_parallel_is_not_read_again_through_its_transpose(monkeypatch):
+    from micronet_score.counting import reads as reads_module
+    from micronet_score.counting import stored
+
+    model = nn.Sequential(nn.Linear(1_500, 1_500), nn.ReLU(), nn.Linear(1_500, 10)).eval()  # 2.25M + 15K values
+    with torch.no_grad():
+        model[0].weight[:, :500] = 0.0  # a third pruned: 1,500 x 500 = 750,000 zeros
+    probes: list[tuple[int, ...]] = []
+    for module in (stored, reads_module):
+        real = module.probe
+        monkeypatch.setattr(module, "probe", lambda t, real=real: (probes.append(tuple(t.shape)), real(t))[1])
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        report = ms.count(model, (1, 1_500))
+    finally:
+        torch.set_num_threads(threads)
+    # the large weight once, before the forward; neither weight again through the w.t() its linear layer
+    # multiplies (the 15,000-value one is read with the other small tensors, without a probe)
+    assert probes == [(1_500, 1_500)]
+    assert report.nonzero_params == report.params - 750_000
