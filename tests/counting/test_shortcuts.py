@@ -325,7 +325,7 @@ class _Program(nn.Module):
         self.steps: list[tuple] = []
         channels = 4
         params = nn.ParameterList()
-        for i in range(6):
+        for _ in range(6):
             kind = int(torch.randint(0, 8, (1,), generator=rng))
             pick = lambda n: int(torch.randint(0, n, (1,), generator=rng))  # noqa: E731
             if kind == 0:  # a convolution, now and then with arguments the real kernel refuses
