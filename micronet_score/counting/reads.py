@@ -96,7 +96,6 @@ class WeightReads:
             if not n:
                 self._results[id(tensors[i])] = (tensors[i], (True, True))
 
-
     def _read_in_parallel(self, tensors: list[torch.Tensor], threads: int) -> None:
         """:func:`~micronet_score.counting.storage.probe` of each tensor, the tensors split into ``threads``
         shares of about equal size (largest first), one share read by this thread, the others by new threads."""
