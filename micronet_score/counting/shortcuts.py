@@ -219,13 +219,3 @@ def direct(tracer: Any, lowered: Lowered) -> Any:
         out = tracer.__torch_dispatch__(lowered.op, (), lowered.args, {})
     return out if lowered.pick is None else out[lowered.pick]
 
-
-def inference_batch_norm(args: tuple, kwargs: dict | None) -> Any:
-    """The output of ``F.batch_norm(*args, **kwargs)`` in inference mode, run as the one aten operator it
-    decomposes into (through the dispatcher); None when the call is not the plain form."""
-    if not ENABLED or autocast_on():
-        return None
-    lowered = _batch_norm(args, kwargs)
-    if lowered is None:
-        return None
-    return lowered.op(*lowered.args)[0]

@@ -13,9 +13,14 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import micronet_score as ms
 from micronet_score.counting import shortcuts
 from micronet_score.counting.engine import count_with_events
-from micronet_score.counting.shortcuts import inference_batch_norm
 from micronet_score.counting.tracer import Tracer
 from micronet_score.models import build, example_inputs
+
+
+def _inference_batch_norm(args, kwargs):
+    """The output of the batch-norm lowering's operator, run through the dispatcher (None: not lowered)."""
+    lowered = shortcuts.LOWERINGS[nn.functional.batch_norm](args, kwargs)
+    return None if lowered is None else lowered.op(*lowered.args)[lowered.pick]
 
 
 def _both(model, inputs, **options):
@@ -81,7 +86,7 @@ def test_the_shortcut_output_equals_f_batch_norm():
     x, w, b = torch.randn(2, 5, 3, 3, generator=g), torch.randn(5, generator=g), torch.randn(5, generator=g)
     mean, var = torch.randn(5, generator=g), torch.rand(5, generator=g) + 0.1
     kwargs = {"weight": w, "bias": b, "training": False, "momentum": 0.1, "eps": 1e-5}
-    out = inference_batch_norm((x, mean, var), kwargs)
+    out = _inference_batch_norm((x, mean, var), kwargs)
     assert torch.equal(out, nn.functional.batch_norm(x, mean, var, w, b, False, 0.1, 1e-5))
 
 
@@ -109,7 +114,7 @@ def test_anything_unusual_takes_the_normal_path(change):
         class Sub(torch.Tensor):
             pass
         args = (x.as_subclass(Sub), mean, var)
-    assert inference_batch_norm(args, kwargs) is None
+    assert _inference_batch_norm(args, kwargs) is None
 
 
 @pytest.mark.parametrize("shapes_only", [None, False])
@@ -140,12 +145,22 @@ def test_the_inference_norm_reaches_the_tracer_as_its_one_operator(monkeypatch):
     assert seen == ["aten.convolution.default", "aten.empty.memory_format", "aten.native_batch_norm.default"]
 
 
-def test_an_autocast_region_takes_the_normal_path():
-    x, mean, var = torch.randn(2, 4, 3), torch.zeros(4), torch.ones(4)
-    kwargs = {"weight": torch.ones(4), "bias": torch.zeros(4), "training": False, "momentum": 0.1, "eps": 1e-5}
-    assert inference_batch_norm((x, mean, var), kwargs) is not None
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert inference_batch_norm((x, mean, var), kwargs) is None
+def test_an_autocast_region_takes_the_normal_path(monkeypatch):
+    class Autocast(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self.bn(self.conv(x))
+
+    taken: list[str] = []
+    direct = shortcuts.direct
+    monkeypatch.setattr("micronet_score.counting.sdpa.direct",
+                        lambda tracer, lowered: taken.append(str(lowered.op)) or direct(tracer, lowered))
+    ms.count(Autocast().eval(), (1, 3, 8, 8))
+    assert taken == []  # autocast decides its casts per operator: neither call is lowered
 
 
 # ---------------------------------------------------------------- every lowering against the dispatcher
