@@ -127,7 +127,7 @@ class BitSources:
                      moved: bool, written: Any) -> int | None:
         """Width of an input-dependent operator's outputs (None: their dtype's). ``moved``: the operator only
         moved values (a free operator, or an indexed write that combined nothing); ``written(t)`` says whether
-        the operator writes into its argument ``t``."""
+        the operator writes into its argument ``t`` (None: it writes into none)."""
         if fq is not None:
             return fake_quant_bits(args, fq)
         if is_dequantize(func) and tensors:
@@ -159,7 +159,7 @@ class BitSources:
                 bits = info[1]
             else:
                 static = self._static_info(t)
-                if static is None or not static.sources or written(t):
+                if static is None or not static.sources or (written is not None and written(t)):
                     continue
                 bits = self.tensor_bits(t, module)
             if bits > widest:

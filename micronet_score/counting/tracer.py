@@ -188,8 +188,8 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         if op.output_bits:
             moved = entry is None or (producer >= 0 and not self.events[producer].mults
                                       and not self.events[producer].adds)  # an indexed write that only moved
-            bits = self._output_bits(op.packet, tensors, infos, entry, fq, args, out, moved,
-                                     lambda t: self._written(func, t, args, kwargs))
+            written = (lambda t: self._written(func, t, args, kwargs)) if op.writes else None
+            bits = self._output_bits(op.packet, tensors, infos, entry, fq, args, out, moved, written)
         else:
             bits = None
         if op.packet is aten.unsqueeze and tainted[0][0] == -1 and args[1] == 0 and tensors[0] in self.inputs:
