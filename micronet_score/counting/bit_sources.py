@@ -127,7 +127,7 @@ class BitSources:
                      moved: bool, written: Any) -> int | None:
         """Width of an input-dependent operator's outputs (None: their dtype's). ``moved``: the operator only
         moved values (a free operator, or an indexed write that combined nothing); ``written(t)`` says whether
-        the operator writes into its argument ``t`` (None: it writes into none)."""
+        the operator replaces every value of its argument ``t`` (None: it writes into none, or into a part)."""
         if fq is not None:
             return fake_quant_bits(args, fq)
         if is_dequantize(func) and tensors:
@@ -135,6 +135,12 @@ class BitSources:
         if entry is not None and not moved:
             return None  # arithmetic produces values in its output dtype
         return self._moved_bits(tensors, infos, out, written)
+
+    def _kept_bits(self, bits: int, t: torch.Tensor) -> int | None:
+        """Width of ``t`` after ``bits``-wide values were written into a part of it: the wider of the written
+        values and those it kept (None: its dtype's)."""
+        kept = self.tensor_bits(t, self.stack[-1])
+        return None if kept >= dtype_bits(t.dtype) else max(bits, kept)
 
     def _moved_bits(self, tensors: list[torch.Tensor], infos: list[tuple[int, int | None] | None], out: Any,
                     written: Any) -> int | None:
@@ -144,7 +150,8 @@ class BitSources:
         - an input-dependent floating-point operand brings its width, or its dtype's when it has none (then the
           output has its dtype's too: a concatenation of 8-bit and 32-bit values holds 32-bit values);
         - a stored tensor (a parameter, a buffer, what weight preprocessing made of them) brings its stored
-          width, unless the operator writes into it (the destination of ``copy_`` or ``index_put_``);
+          width, unless the operator replaces all of its values (the destination of ``copy_``; an indexed write
+          such as ``index_put_`` keeps the values it does not reach, so its destination brings its width);
         - integer and boolean operands (indices, masks) and constants made in forward bring nothing.
 
         None when nothing brings a width below the output's dtype's."""

@@ -49,6 +49,9 @@ __all__ = ["AttentionMode", "BatchNormUse", "Event", "FoldTarget", "IdMap", "Sto
            "canonical_name"]
 
 
+_OVERWRITES = frozenset(getattr(aten, name) for name in ("copy_", "fill_", "zero_"))
+
+
 def _complex(tensors: list[torch.Tensor]) -> bool:
     for t in tensors:  # noqa: SIM110 - a plain loop: no generator object per operator call
         if t.is_complex():
@@ -70,6 +73,7 @@ class OpInfo(NamedTuple):
     fake_quant: FakeQuantEntry | None
     free: bool
     writes: tuple[int, ...]  # positions of the arguments it writes into (in-place and out= operators)
+    overwrites: bool  # it replaces every value of what it writes (out=, copy_, fill_, zero_); else a part may stay
     packed: bool  # it may take torch.ao packed parameters (an argument of a script-object or Any type)
     output_bits: bool  # its outputs' width needs working out (fake quant, dequantize, no cost)
 
@@ -117,7 +121,8 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         self._mutable[func] = writes
         entry, fq = self.cost_table.get(packet) or lookup(packet), fake_quant(packet)
         packed = any(_may_be_packed(str(a.type)) for a in func._schema.arguments)
-        info = OpInfo(packet, op_name(func), entry, fq, is_free(packet), writes, packed,
+        overwrites = packet in _OVERWRITES or all(func._schema.arguments[i].kwarg_only for i in writes)
+        info = OpInfo(packet, op_name(func), entry, fq, is_free(packet), writes, overwrites, packed,
                       entry is None or fq is not None or is_dequantize(packet) or entry.kind == "write")
         self._ops[func] = info
         return info
@@ -188,7 +193,8 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         if op.output_bits:
             moved = entry is None or (producer >= 0 and not self.events[producer].mults
                                       and not self.events[producer].adds)  # an indexed write that only moved
-            written = (lambda t: self._written(func, t, args, kwargs)) if op.writes else None
+            # the destination's own values count unless every one of them is replaced (spec section 2)
+            written = (lambda t: self._written(func, t, args, kwargs)) if op.writes and op.overwrites else None
             bits = self._output_bits(op.packet, tensors, infos, entry, fq, args, out, moved, written)
         else:
             bits = None
@@ -208,10 +214,11 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         if statics and op.writes:
             for t in statics:  # in-place writes of input-dependent values into another tensor
                 if self._written(func, t, args, kwargs):
-                    dep[t] = (producer, bits)
                     base = getattr(t, "_base", None)
-                    if base is not None:
-                        dep[base] = (producer, bits)
+                    if base is not None:  # the values of the base outside the view keep their width
+                        dep[base] = (producer, bits if bits is None or base.numel() == t.numel()
+                                     else self._kept_bits(bits, base))
+                    dep[t] = (producer, bits)
 
     @staticmethod
     def _has_packed(args: tuple) -> bool:

@@ -169,3 +169,53 @@ def test_an_indexed_write_of_8_bit_values_over_32_bit_ones_is_32_bit():
         return buf
 
     assert _mult_widths(write) == {32: 24 + 8}
+
+
+class _WritesIntoBuffer(nn.Module):
+    """The 8-bit linear layer of ``_Moves`` reading a model buffer of 32-bit values (0.25, off the 8-bit grid
+    of scale 0.1) after ``how(self, q)`` wrote the 8-bit input ``q`` into part or all of it."""
+
+    def __init__(self, how) -> None:
+        super().__init__()
+        self.how = how
+        self.weight = nn.Parameter(torch.full((3, 8), 0.5))
+        self.register_buffer("cache", torch.full((2, 8), 0.25))
+
+    def forward(self, x):
+        q = torch.fake_quantize_per_tensor_affine(x, 0.1, 0, -128, 127)
+        w = torch.fake_quantize_per_tensor_affine(self.weight, 0.1, 0, -128, 127)
+        self.how(self, q)
+        return nn.functional.linear(self.cache, w)
+
+
+def _buffer_widths(how) -> dict[int, int]:
+    # 3 outputs x 8 inputs = 24 mults per example, at the width of the buffer's values
+    model = _WritesIntoBuffer(how)
+    widths = dict(ms.count(model, (2, 4)).mults_by_bits)
+    assert torch.equal(model.cache, torch.full((2, 8), 0.25))  # the count put the buffer back
+    return widths
+
+
+def test_a_buffer_partly_overwritten_by_8_bit_values_keeps_its_32_bit_ones():
+    rows, cols = torch.arange(2)[:, None], torch.arange(4)[None]
+    half = torch.arange(8) < 4
+    assert _buffer_widths(lambda m, q: m.cache[:, :4].copy_(q)) == {32: 24}  # through a view of half of it
+    assert _buffer_widths(lambda m, q: m.cache.index_put_((rows, cols), q)) == {32: 24}
+    assert _buffer_widths(lambda m, q: m.cache.index_copy_(1, torch.arange(4), q)) == {32: 24}
+    assert _buffer_widths(lambda m, q: m.cache.masked_scatter_(half, q)) == {32: 24}
+
+
+def test_a_buffer_wholly_overwritten_by_8_bit_values_holds_8_bit_ones():
+    assert _buffer_widths(lambda m, q: m.cache.copy_(torch.cat([q, q], 1))) == {8: 24}
+    assert _buffer_widths(lambda m, q: m.cache[:, :].copy_(torch.cat([q, q], 1))) == {8: 24}  # a view of all of it
+    assert _buffer_widths(lambda m, q: torch.cat([q, q], 1, out=m.cache)) == {8: 24}
+
+
+def test_two_writes_that_cover_a_buffer_between_them_are_not_known_to_cover_it():
+    # a known limit, on the safe side: each write alone leaves 32-bit values, and the count does not track
+    # which elements were reached, so the buffer stays 32-bit after the second write too
+    def both_halves(m, q):
+        m.cache[:, :4] = q
+        m.cache[:, 4:] = q
+
+    assert _buffer_widths(both_halves) == {32: 24}
