@@ -469,12 +469,16 @@ def markdown(results: list[ModelResult], info: dict[str, Any], toolset: list[Too
            f"(`--repeats {args.repeats}`{' --quick' if args.quick else ''}, `--threads {args.threads}`).", "",
            machine_markdown(info).rstrip("\n"),
            f"- Each cell: median of {args.repeats} runs, one run of every tool per round; "
-           "ratio = median / median of the plain forward pass of the same model in the same process.",
-           "- Peak memory, measured once per tool in a fresh process after a warm-up call: **RSS** = VmHWM minus "
-           "VmRSS just before the call (freed heap handed back with malloc_trim, VmHWM reset via "
-           "/proc/self/clear_refs; everything the call makes resident, tensors included); **py** = tracemalloc peak (Python-heap objects only: tensors live in "
-           "torch's allocator and are not in it).",
-           "- thop and ptflops run on a deepcopy made outside the timed region.", ""]
+           "ratio = median / median of the plain forward pass of the same model in the same process."]
+    if any(r.memory for r in results):
+        out.append("- Peak memory, measured once per tool in a fresh process after a warm-up call: **RSS** = VmHWM "
+                   "minus VmRSS just before the call (freed heap handed back with malloc_trim, VmHWM reset via "
+                   "/proc/self/clear_refs; everything the call makes resident, tensors included); **py** = "
+                   "tracemalloc peak (Python-heap objects only: tensors live in torch's allocator and are not in "
+                   "it).")
+    else:
+        out.append("- Peak memory not measured in this run (`--no-memory` or `--quick`).")
+    out += ["- thop and ptflops run on a deepcopy made outside the timed region.", ""]
     out += ["## Time (median) and ratio to the forward pass", "",
             "| model | input | params | " + " | ".join(names) + " |",
             "|---|---|---:|" + "---:|" * len(names)]
