@@ -97,16 +97,21 @@ ELEMENTWISE: tuple[tuple[str, Callable[[], nn.Module]], ...] = (
     ("ReLU", nn.ReLU), ("ReLU6", nn.ReLU6), ("LeakyReLU", nn.LeakyReLU), ("Hardtanh", nn.Hardtanh),
     ("Sigmoid", nn.Sigmoid), ("SiLU", nn.SiLU), ("Hardswish", nn.Hardswish), ("Hardsigmoid", nn.Hardsigmoid),
     ("GELU", nn.GELU), ("GELU(approximate='tanh')", lambda: nn.GELU(approximate="tanh")), ("Tanh", nn.Tanh),
+    ("ELU", nn.ELU), ("SELU", nn.SELU), ("CELU(alpha=2.0)", lambda: nn.CELU(alpha=2.0)), ("Softplus", nn.Softplus),
+    ("Mish", nn.Mish), ("LogSigmoid", nn.LogSigmoid), ("Softshrink", nn.Softshrink), ("Hardshrink", nn.Hardshrink),
+    ("RReLU", lambda: nn.RReLU().eval()), ("GLU", nn.GLU),
 )
 
 
 def elementwise_costs() -> str:
-    """Each activation counted on 1,000 values: mults and adds per element as the engine prices them."""
+    """Each activation counted on 1,000 values: mults and adds per output element as the engine prices them."""
     n = 1000
-    rows = ["| module | mults per element | adds per element |", "|---|---|---|"]
+    rows = ["| module | mults per output element | adds per output element |", "|---|---|---|"]
     for label, build in ELEMENTWISE:
-        r = ms.count(build(), (1, n))
-        rows.append(f"| `nn.{label}` | {r.mults / n:g} | {r.adds / n:g} |")
+        module = build()
+        r = ms.count(module, (1, n))
+        outputs = module(torch.zeros(1, n)).numel()  # GLU halves its input
+        rows.append(f"| `nn.{label}` | {r.mults / outputs:g} | {r.adds / outputs:g} |")
     return "\n".join(rows) + "\n"
 
 

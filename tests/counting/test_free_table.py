@@ -141,6 +141,7 @@ SAMPLES: dict[str, Sample] = {
     "aten.item": s(lambda: A.item(X[1, 2, 3])),
     "aten.unfold": s(lambda: A.unfold(X, 2, 2, 1)),
     "aten.unfold_copy": s(lambda: A.unfold_copy(X, 2, 2, 1)),
+    "aten.im2col": s(lambda: A.im2col(X4, [2, 2], [1, 1], [1, 1], [1, 1])),  # F.unfold, zero padding
     "aten.diagonal": s(lambda: A.diagonal(X, 0, 1, 2)),
     "aten.tril": s(lambda: A.tril(M2)),
     "aten.triu": s(lambda: A.triu(M2, 1)),
@@ -169,7 +170,7 @@ for _name in ("arange", "linspace", "empty", "empty_like", "empty_strided", "new
               "_empty_affine_quantized", "_empty_per_channel_affine_quantized"):
     EXEMPT[f"aten.{_name}"] = "creates constants or uninitialised memory, independent of the inputs"
 for _name in ("rand", "randn", "randint", "randperm", "rand_like", "randn_like", "bernoulli_", "normal_",
-              "uniform_", "random_"):
+              "uniform_", "random_", "exponential_", "geometric_", "cauchy_", "log_normal_"):
     EXEMPT[f"aten.{_name}"] = "random draws, independent of the inputs"
 for _name in ("sym_size", "sym_stride", "sym_numel", "sym_storage_offset", "q_scale", "q_zero_point",
               "q_per_channel_scales", "q_per_channel_zero_points", "q_per_channel_axis", "_assert_async",

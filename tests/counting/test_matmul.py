@@ -1,5 +1,6 @@
 """Linear layers and matrix products: M*N*K mults, M*N*(K-1) adds (+ bias adds), by hand."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -104,3 +105,31 @@ def test_shared_linear_counts_params_once_ops_twice(fn_module):
     assert r.params == 72
     assert r.mults == 2 * 64
     assert r.layer("lin").calls == 2
+
+
+class _Prototypes(nn.Module):
+    """Distances from each input row to 5 stored prototypes of 8 features (a prototype network's head)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.prototypes = nn.Parameter(torch.randn(5, 8))
+
+    def forward(self, x):
+        return torch.cdist(x, self.prototypes, p=self.p)
+
+
+@pytest.mark.parametrize(
+    "p, mults, adds",
+    [
+        # 3 rows x 5 prototypes = 15 distances over 8 features; every one 8 subtractions and 7 additions
+        (2.0, 15 * (8 + 1), 15 * (8 + 7)),  # 8 squares and a sqrt
+        (1.0, 15 * 8, 15 * (8 + 7)),  # 8 absolute values
+        (0.0, 15 * 8, 15 * (8 + 7)),  # 8 comparisons with zero
+        (3.0, 15 * (8 + 8 + 1), 15 * (8 + 7)),  # 8 absolute values, 8 powers, a root
+        (float("inf"), 15 * (8 + 7), 15 * 8),  # 8 absolute values, 7 comparisons, no sum
+    ],
+)
+def test_cdist_by_norm(p, mults, adds):
+    r = ms.count(_Prototypes(p), (1, 3, 8), strict=True)
+    assert (r.mults, r.adds, r.params) == (mults, adds, 5 * 8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import micronet_score as ms
 
@@ -108,3 +109,31 @@ def test_unknown_reduction_is_an_error(fn_module):
 
     with pytest.raises(ValueError, match="unknown scatter reduction 'median'"):
         _reduce_cost("median", 6, 4)
+
+
+# ------------------------------------------------------------------- F.unfold (free) and F.fold (overlaps summed)
+
+
+def test_unfold_moves_values_and_costs_nothing(fn_module):
+    r = ms.count(fn_module(lambda x: F.unfold(x, 3, padding=1)), (1, 2, 5, 5))
+    assert (r.mults, r.adds, r.unsupported) == (0, 0, {})
+
+
+def test_fold_sums_the_overlapping_block_values(fn_module):
+    # 3x3 output, 2x2 blocks at stride 1 (4 blocks): a corner receives 1 value, an edge 2, the centre 4, so
+    # per channel 4*0 + 4*1 + 1*3 = 7 adds; 2 channels
+    r = ms.count(fn_module(lambda x: F.fold(x, (3, 3), 2)), (1, 2 * 4, 4))
+    assert (r.mults, r.adds, r.unsupported) == (0, 2 * 7, {})
+    # blocks that do not overlap: nothing to add
+    assert ms.count(fn_module(lambda x: F.fold(x, (4, 4), 2, stride=2)), (1, 3 * 4, 4)).adds == 0
+    # 3x3 blocks with padding 1 on a 3x3 output (9 blocks): per dimension the positions receive 2, 3, 2 values,
+    # so the 9 outputs receive 4, 6, 4 / 6, 9, 6 / 4, 6, 4: 3+5+3 + 5+8+5 + 3+5+3 = 40 adds; per example
+    r = ms.count(fn_module(lambda x: F.fold(x, (3, 3), 3, padding=1)), (2, 9, 9))
+    assert (r.adds, r.batch_size) == (40, 2)
+
+
+def test_unfold_then_fold_round_trip_costs_the_overlaps_only(fn_module):
+    # F.fold(F.unfold(x)) with 3x3 blocks, padding 1, on 4x4: per dimension positions receive 2, 3, 3, 2 values
+    # (10 in all, 4 reached): 10 * 10 - 16 = 84 adds per channel, 3 channels
+    r = ms.count(fn_module(lambda x: F.fold(F.unfold(x, 3, padding=1), (4, 4), 3, padding=1)), (1, 3, 4, 4))
+    assert (r.mults, r.adds) == (0, 3 * 84)

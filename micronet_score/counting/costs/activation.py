@@ -26,17 +26,50 @@ register(aten.sigmoid, aten.sigmoid_)(_per_element(2, 1))  # exp, reciprocal; 1 
 register(aten.silu, aten.silu_)(_per_element(3, 1))  # sigmoid (2 mults, 1 add) times x
 register(aten.hardswish, aten.hardswish_)(_per_element(4, 1))  # x * clamp(x + 3, 0, 6) / 6
 register(aten.hardsigmoid, aten.hardsigmoid_)(_per_element(3, 1))  # clamp(x + 3, 0, 6) / 6
-# ELU/CELU: comparison, exp, alpha * (exp - 1): 3 mults + 1 add; SELU adds the outer scale.
-register(aten.elu, aten.elu_, aten.celu, aten.celu_)(_per_element(3, 1))
+# ELU: comparison, exp, alpha * (exp - 1): 3 mults + 1 add. SELU scales the result (1.0507...) and CELU its
+# input (x / alpha): 1 more mult each where the factor is not 1, whether torch runs them as themselves or as
+# ELU with a scale or an input scale.
 register(aten.selu, aten.selu_)(_per_element(4, 1))
+
+
+@register(aten.elu, aten.elu_)
+def elu(call: OpCall) -> Cost:
+    scales = sum(call.arg(i, name, 1) != 1 for i, name in ((2, "scale"), (3, "input_scale")))
+    n = call.out.numel()
+    return Cost((3 + scales) * n, n)
+
+
+@register(aten.celu, aten.celu_)
+def celu(call: OpCall) -> Cost:
+    n = call.out.numel()
+    return Cost((3 + (call.arg(1, "alpha", 1) != 1)) * n, n)
 # softplus: log(1 + exp(x)) with the threshold comparison: 3 mults + 1 add. Mish: x * tanh(softplus(x)).
 register(aten.softplus)(_per_element(3, 1))
 register(aten.mish, aten.mish_)(_per_element(5, 1))
+# LogSigmoid: log(sigmoid(x)), the mirror of softplus (-softplus(-x)): 3 mults + 1 add.
+register(aten.log_sigmoid_forward, *maybe("log_sigmoid"))(_per_element(3, 1))
+# GLU: a * sigmoid(b), per output element (half the input along dim): sigmoid (2 mults, 1 add) and 1 mult.
+register(aten.glu)(_per_element(3, 1))
+# Softshrink: two comparisons, then x - lambda or x + lambda; Hardshrink: two comparisons (|x| > lambda).
+register(aten.softshrink)(_per_element(2, 1))
+register(aten.hardshrink)(_per_element(2))
+# RReLU: LeakyReLU with a slope drawn in training and the mean slope in eval: a comparison and a mult.
+register(aten.rrelu_with_noise, *maybe("rrelu_with_noise_"))(_per_element(2))
+# Formulas of a few elementwise functions, by their operations (transcendentals 1 each, comparisons as mults):
+register(aten.hypot, *maybe("hypot_"))(_per_element(3, 1))  # sqrt(x*x + y*y)
+register(aten.logaddexp, aten.logaddexp2)(_per_element(3, 1))  # log(exp(x) + exp(y)), base e or 2
+register(aten.xlogy, *maybe("xlogy_"))(_per_element(2))  # x * log(y)
+register(aten.sinc, *maybe("sinc_"))(_per_element(3))  # sin(pi * x) / (pi * x)
+register(aten.heaviside, *maybe("heaviside_"))(_per_element(2))  # x < 0, x == 0
+register(aten.nan_to_num, *maybe("nan_to_num_"))(_per_element(3))  # isnan, isposinf, isneginf
+register(aten.copysign, *maybe("copysign_"), aten.deg2rad, *maybe("deg2rad_"), aten.rad2deg,
+         *maybe("rad2deg_"))(_per_element(1))
 # One transcendental or one arithmetic operation per element.
 register(
     aten.tanh, aten.tanh_, aten.exp, aten.exp_, aten.exp2, aten.expm1, aten.log, aten.log_, aten.log2,
     aten.log10, aten.log1p, aten.erf, aten.erf_, aten.erfc, aten.sqrt, aten.sqrt_, aten.rsqrt, aten.rsqrt_,
-    aten.sin, aten.cos, aten.tan, aten.asin, aten.acos, aten.atan, aten.sinh, aten.cosh, aten.reciprocal,
+    aten.sin, aten.cos, aten.tan, aten.asin, aten.acos, aten.atan, aten.sinh, aten.cosh, aten.asinh, aten.acosh,
+    aten.atanh, aten.reciprocal,
     aten.reciprocal_, aten.abs, aten.abs_, aten.neg, aten.neg_, aten.sign, aten.sgn, aten.floor, aten.ceil,
     aten.round, aten.trunc, aten.frac, aten.logical_not, aten.bitwise_not, aten.square,
     *maybe("logit"), *maybe("erfinv"), *maybe("atan2"),

@@ -74,3 +74,20 @@ def addmv(call: OpCall) -> Cost:
 def dot(call: OpCall) -> Cost:
     k = call.args[0].numel()
     return Cost(k, k - 1)
+
+
+@register(aten._cdist_forward)
+def cdist(call: OpCall) -> Cost:
+    """``torch.cdist`` computed directly (torch's matrix-product form of p = 2 reaches mm and the elementwise
+    operators instead): per output distance over M features, M subtractions and M - 1 additions, then by p:
+    squares and one sqrt (p = 2: M + 1 mults); absolute values (p = 1: M); absolute values and M - 1
+    comparisons, no sum (p = inf: 2M - 1 mults, M adds); comparisons with zero (p = 0: M); else absolute
+    values, powers and one root (2M + 1). A zero in a stored operand still costs its subtraction."""
+    m, p = call.args[0].shape[-1], float(call.arg(2, "p", 2.0))
+    outputs = call.out.numel()
+    if m == 0:
+        return Cost(0, 0)
+    if p == float("inf"):
+        return Cost(outputs * (2 * m - 1), outputs * m)
+    mults = {2.0: m + 1, 1.0: m, 0.0: m}.get(p, 2 * m + 1)
+    return Cost(outputs * mults, outputs * (2 * m - 1))

@@ -111,3 +111,28 @@ def _indexed_elements(target: torch.Tensor, indices: Sequence[torch.Tensor | Non
             dim += 1
     picked = torch.broadcast_shapes(*shapes).numel() if shapes else 1
     return picked * kept * torch.Size(target.shape[dim:]).numel()
+
+
+def _fold_hits(size: int, kernel: int, dilation: int, padding: int, stride: int) -> tuple[int, int]:
+    """Along one dimension of ``F.fold``: (block values that land inside the output, output positions reached)."""
+    blocks = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    hits = [0] * size
+    for block in range(max(blocks, 0)):
+        for k in range(kernel):
+            position = block * stride + k * dilation - padding
+            if 0 <= position < size:
+                hits[position] += 1
+    return sum(hits), sum(1 for h in hits if h)
+
+
+@register(aten.col2im)
+def col2im(call: OpCall) -> Cost:
+    """``F.fold``: sliding blocks summed into the output. An output element that receives c block values costs
+    c - 1 adds (a sum of c values; spec section 3); values that fall on the padding are dropped."""
+    x = call.args[0]
+    sizes, kernel, dilation, padding, stride = (list(call.args[i]) for i in range(1, 6))
+    channels = x.shape[-2] // (kernel[0] * kernel[1])
+    batch = x.shape[0] if x.dim() == 3 else 1
+    (values_h, reached_h), (values_w, reached_w) = (
+        _fold_hits(sizes[d], kernel[d], dilation[d], padding[d], stride[d]) for d in (0, 1))
+    return Cost(0, batch * channels * (values_h * values_w - reached_h * reached_w))
