@@ -85,6 +85,6 @@ __all__ = [
     "RegistryError",
 ]
 
-from micronet_score.errors import ComplexTensorError, UncountedWorkError  # noqa: E402  (reliability, issue 12)
+from micronet_score.errors import ComplexTensorError, UncountedWorkError, ValuesNeededError  # noqa: E402
 
-__all__ += ["ComplexTensorError", "UncountedWorkError"]
+__all__ += ["ComplexTensorError", "UncountedWorkError", "ValuesNeededError"]

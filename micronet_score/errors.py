@@ -78,6 +78,12 @@ class ComplexTensorError(ForwardError):
     """The forward computes on complex tensors, which micronet-score does not price."""
 
 
+class ValuesNeededError(ForwardError):
+    """An operator's cost depends on activation values the meta device does not hold (the bag sizes of an
+    ``nn.EmbeddingBag``). The default count then runs the forward again on real values; under
+    ``shapes_only=True`` this is the error."""
+
+
 class UncountedWorkError(MicronetError, RuntimeError):
     """Under ``strict=True``: the forward did work the tracer could not see (input values taken out of torch
     with ``.numpy()``/``.tolist()`` and never brought back, weights used outside torch)."""

@@ -6,7 +6,8 @@ The batch dimension of the first input is 0, unless that input goes first into a
 that fixes a layout decides. Layout-free modules (embeddings, linear layers, activations, dropout, layer norms)
 are looked through, so token ids of shape (steps, batch) that go through an ``nn.Embedding`` into an
 ``nn.LSTM`` are read at dimension 1; a conv, batch norm, pooling or flatten layer first means dimension 0. A
-sequence-first module that receives an unbatched input (2-D) means one example. ``batch_dim=`` overrides.
+sequence-first module that receives an unbatched input (2-D) means one example. Flat indices (1-D) that go
+first into an ``nn.EmbeddingBag`` with their offsets hold one example per bag. ``batch_dim=`` overrides.
 
 A per-token convention (``per_token``, the WikiText-103 track) divides by batch x sequence length, the
 sequence being the other of the first two dimensions. The report says what it divided by
@@ -65,6 +66,7 @@ class LayoutProbe:
     why: str = ""
     unbatched: bool = False
     sequence: bool = False  # a sequence module or an embedding read the input: it holds tokens
+    bags: int | None = None  # flat indices into an nn.EmbeddingBag: its bags are the examples
 
     def hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         if self.dim is not None:
@@ -75,6 +77,12 @@ class LayoutProbe:
         name = type(module).__name__
         if isinstance(module, (nn.Embedding, nn.EmbeddingBag, *_SEQUENCE_MODULES)):
             self.sequence = True
+        if isinstance(module, nn.EmbeddingBag) and x.dim() == 1 and len(args) > 1 and \
+                isinstance(args[1], torch.Tensor) and args[1].dim() == 1:
+            self.bags = args[1].numel() - (1 if module.include_last_offset else 0)
+            self.dim = 0
+            self.why = f"{self.bags} bags: flat indices go first into {name} with their offsets"
+            return
         if isinstance(module, _SEQUENCE_MODULES):
             if x.dim() == 2:  # (sequence, features): one example
                 self.dim, self.unbatched = 0, True
@@ -122,6 +130,8 @@ def examples(first: torch.Tensor, probe: LayoutProbe | None, *, batch_dim: int |
         return Examples(1, None, "one example: the forward adds the batch dimension itself")
     elif probe is not None and probe.unbatched:
         return Examples(1, None, probe.why)
+    elif probe is not None and probe.bags is not None and not per_token:
+        return Examples(probe.bags, None, probe.why)
     elif probe is not None and probe.dim is not None:
         dim, why = probe.dim, probe.why
     else:

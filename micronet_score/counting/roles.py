@@ -48,6 +48,7 @@ for _names, _positions in (
     (("mm", "bmm", "matmul", "_int_mm", "mv", "dot", "vdot", "linear", "bilinear", "_scaled_mm",
       "_weight_int8pack_mm", "_weight_int4pack_mm", "tensordot", "inner", "outer", "ger", "kron"), (0, 1)),
     (("addmm", "baddbmm", "addbmm", "addmv", "addr", "_addmm_activation"), (1, 2)),
+    (("_trilinear",), (0, 1, 2)),  # nn.Bilinear: x1, its weight and x2 all multiplied
     (("embedding", "embedding_bag", "_embedding_bag", "_embedding_bag_forward_only", "index_select"), (0,)),
 ):
     for _p in _packets(_names):

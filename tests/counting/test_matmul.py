@@ -133,3 +133,35 @@ class _Prototypes(nn.Module):
 def test_cdist_by_norm(p, mults, adds):
     r = ms.count(_Prototypes(p), (1, 3, 8), strict=True)
     assert (r.mults, r.adds, r.params) == (mults, adds, 5 * 8)
+
+
+def test_bilinear_is_two_products_in_torchs_order():
+    # nn.Bilinear(3, 5, 4): per output k, x2-th column j: a dot over in1 = 3 of W[k, :, j] with x1 (3 mults,
+    # 2 adds), 4 * 5 of them; then per k a dot over in2 = 5 with x2 (5 mults, 4 adds); bias 4 adds
+    torch.manual_seed(0)
+    m = nn.Bilinear(3, 5, 4)
+    r = ms.count(m, [(2, 3), (2, 5)], strict=True)
+    assert (r.mults, r.adds, r.params) == (4 * 5 * 3 + 4 * 5, 4 * 5 * 2 + 4 * 4 + 4, 4 * 3 * 5 + 4)
+    assert {t.name: t.role for t in r.tensors} == {"weight": "weight", "bias": "vector"}
+    # rows of an input beyond the batch are priced per row: 7 rows per example
+    r = ms.count(nn.Bilinear(3, 5, 4, bias=False), [(2, 7, 3), (2, 7, 5)], strict=True)
+    assert (r.mults, r.adds) == (7 * 80, 7 * 56)
+
+
+def test_bilinear_skips_the_zeros_of_its_weight():
+    torch.manual_seed(0)
+    m = nn.Bilinear(3, 5, 4)
+    with torch.no_grad():
+        m.weight[0] = 0  # output 0: 15 zeros, its 5 dots over in1 are empty
+        m.weight[1, 0] = 0  # output 1: every dot over in1 has 2 non-zeros
+    r = ms.count(m, [(2, 3), (2, 5)], strict=True)
+    # first products: 60 - 15 - 5 = 40 mults; adds 5 * 1 (output 1) + 10 * 2 (outputs 2, 3) = 25
+    # second products stay dense: 4 * 5 mults, 4 * 4 adds; bias 4 adds
+    assert (r.mults, r.adds, r.nonzero_params) == (40 + 20, 25 + 16 + 4, 40 + 4)
+
+
+def test_trilinear_in_another_layout(fn_module):
+    # sum_i x_i * y_i * z_i per example of 3 values: 3 + 3 mults, 2 adds (torch unrolls over the batch)
+    r = ms.count(fn_module(lambda x: torch._trilinear(x, x.flip(-1), x * 1.0, [], [], [], [1], 0)), (2, 3),
+                 strict=True)
+    assert (r.mults, r.adds) == (6 + 3, 2)  # x * 1.0 is 3 mults more

@@ -5,6 +5,7 @@ from micronet_score.counting.costs import (  # noqa: F401
     attention,
     conv,
     elementwise,
+    embedding,
     free,
     matmul,
     norm,

@@ -8,6 +8,8 @@ not entirely zero. ``alpha``/``beta`` other than 1 cost one multiplication per e
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from micronet_score.counting.registry import Cost, OpCall, aten, maybe, register
@@ -91,3 +93,53 @@ def cdist(call: OpCall) -> Cost:
         return Cost(outputs * (2 * m - 1), outputs * m)
     mults = {2.0: m + 1, 1.0: m, 0.0: m}.get(p, 2 * m + 1)
     return Cost(outputs * mults, outputs * (2 * m - 1))
+
+
+def _contract(left: list[int], right: list[int], summed: list[int]) -> tuple[list[int], int, int]:
+    """(result shape, mults, adds) of broadcasting two shapes and summing over the dims ``summed`` (kept as 1):
+    each result element is a dot product of the summed length, or one product when nothing is summed."""
+    shape = [max(a, b) for a, b in zip(left, right)]
+    length = math.prod(shape[d] for d in summed)
+    for d in summed:
+        shape[d] = 1
+    n = math.prod(shape)
+    return shape, n * length, n * (length - 1) if summed else 0
+
+
+@register(aten._trilinear, mult_operands=(0, 1, 2))
+def trilinear(call: OpCall) -> Cost:
+    """``nn.Bilinear`` (``F.bilinear``): y_k = x1ᵀ W_k x2, computed as torch does: for each slice along
+    ``unroll_dim``, the product of the first two operands summed over the dims the third lacks, then that
+    times the third summed over the rest (per example of nn.Bilinear: out·in2·in1 + out·in2 mults,
+    out·(in1·in2 − 1) adds). A slice sum over ``unroll_dim`` adds the slices. In the ``nn.Bilinear`` layout,
+    a stored weight's zeros are skipped in the first product, as a linear layer's are."""
+    i1, i2, i3 = call.args[0], call.args[1], call.args[2]
+    expands = [set(call.args[i]) for i in (3, 4, 5)]
+    sumdim, unroll = set(call.args[6]), call.arg(7, "unroll_dim", 1)
+    total = i1.dim() + len(expands[0])
+    shapes: list[list[int]] = []
+    for t, expand in zip((i1, i2, i3), expands):
+        sizes, it = [], iter(t.shape)
+        for d in range(total):
+            sizes.append(1 if d in expand else next(it))
+        shapes.append(sizes)
+    slices = max(s[unroll] for s in shapes)
+    for s in shapes:
+        s[unroll] = 1
+    first = [d for d in sorted(sumdim) if d in expands[2] and d != unroll]
+    second = [d for d in sorted(sumdim) if d not in expands[2] and d != unroll]
+    middle, mults1, adds1 = _contract(shapes[0], shapes[1], first)
+    out, mults2, adds2 = _contract(middle, shapes[2], second)
+    mults, adds = slices * (mults1 + mults2), slices * (adds1 + adds2)
+    if unroll in sumdim:
+        adds += (slices - 1) * math.prod(out)
+    if expands == [{1, 3}, {0}, {1, 2}] and sumdim == {2, 3} and unroll == 1 and call.is_static(i2) \
+            and not i2.is_meta:
+        # nn.Bilinear: W (out, in1, in2); per example and slice (k, j) a dot product over in1 of W[k, :, j]'s
+        # non-zeros
+        batch, k, n2 = i1.shape[0], i2.shape[0], i2.shape[2]
+        nonzero = (i2.detach() != 0).sum(dim=1)
+        mults1 = batch * int(nonzero.sum())
+        adds1 = batch * int((nonzero - 1).clamp_min(0).sum())
+        mults, adds = mults1 + batch * k * n2, adds1 + batch * k * (n2 - 1)
+    return Cost(mults, adds)
