@@ -64,9 +64,10 @@ def count(
     itself unsqueezes an unbatched input); ``Report.examples`` and ``Report.examples_from`` say which.
     Activations are not needed for counting, only their shapes: with ``shapes_only=None`` (the default) the
     input-dependent operators run on the meta device while weights stay real (so their non-zeros are read),
-    and if that forward fails (data-dependent control flow, an operator without a meta kernel) the model runs
-    again on real activations; the counts are the same either way. ``shapes_only=True`` insists on shapes (a
-    forward that needs values then fails with a clear error); ``False`` always computes real activations.
+    and if that forward fails (data-dependent control flow, an operator without a meta kernel, a cost that
+    depends on values, such as the bag sizes of an ``nn.EmbeddingBag``) the model runs again on real
+    activations; the counts are the same either way. ``shapes_only=True`` insists on shapes (a forward that
+    needs values then fails with a clear error); ``False`` always computes real activations.
 
     The model runs once in eval mode under ``torch.no_grad()``; its parameters, buffers, training flags,
     hooks and the global RNG state are left exactly as they were, also when the forward writes into its
