@@ -46,7 +46,9 @@ def parse_kwargs(items: Sequence[str]) -> dict[str, Any]:
 
 def resolve_model(name: str, kwargs: dict[str, Any]) -> tuple[torch.nn.Module, Any]:
     """A zoo name, ``pkg.module:factory`` or ``path/to/file.py:factory`` -> (model, default inputs: a shape, the
-    model's example inputs, or None); the same resolution as a leaderboard entry's ``model``."""
+    model's example inputs, or None); the same resolution as a leaderboard entry's ``model``. A model of one's
+    own that defines ``example_inputs()`` (token ids, a state: what a shape cannot say) is counted on what it
+    returns, as the zoo's language model is."""
     from micronet_score import models
     from micronet_score.organizer.builders import build_model
     from micronet_score.organizer.errors import SubmissionError
@@ -55,7 +57,10 @@ def resolve_model(name: str, kwargs: dict[str, Any]) -> tuple[torch.nn.Module, A
         model = build_model(name, kwargs, Path.cwd())
     except SubmissionError as exc:
         raise CliError(str(exc)) from None
-    return model, (models.example_inputs(name, model) if name in models.names() else None)
+    if name in models.names():
+        return model, models.example_inputs(name, model)
+    make = getattr(model, "example_inputs", None)
+    return model, (make() if callable(make) else None)
 
 
 def parse_accuracy(text: str) -> float | tuple[int, int]:

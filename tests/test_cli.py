@@ -41,6 +41,35 @@ def test_count_factory_from_file(tmp_path, capsys, monkeypatch):
     sys.modules.pop("mynet", None)
 
 
+def test_a_token_model_of_ones_own_counts_on_its_example_inputs(tmp_path, capsys, monkeypatch):
+    (tmp_path / "tokennet.py").write_text(textwrap.dedent("""
+        import torch
+        class Bag(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.bag = torch.nn.EmbeddingBag(100, 8, mode="sum")
+            def forward(self, ids):
+                return self.bag(ids)
+        class WithExamples(Bag):
+            def example_inputs(self):
+                return torch.randint(100, (3, 5), generator=torch.Generator().manual_seed(0))
+        def plain():
+            return Bag()
+        def with_examples():
+            return WithExamples()
+    """))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["count", "tokennet:with_examples", "--strict"]) == 0
+    out = capsys.readouterr().out
+    assert "32 adds per example" in out  # 3 bags of 5 rows of 8 values: (5 - 1) * 8 adds each
+    # a shape gives random floats: the error says what the input should be
+    assert main(["count", "tokennet:plain", "--input", "3,5"]) == 1
+    err = capsys.readouterr().err
+    assert "token ids is floating point" in err and "example_inputs()" in err and err.count("\n") == 1
+    sys.modules.pop("tokennet", None)
+
+
 @pytest.mark.parametrize(
     "argv, code, message",
     [

@@ -201,7 +201,11 @@ def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None 
                 f"the root module ({type(model).__name__})"
             first = one_line(exc)
             hint = ""
-            if tensors[0].is_meta and ("meta" in str(exc).lower() or "data-dependent" in str(exc).lower()):
+            if "indices" in first and any(t.is_floating_point() for t in tensors):
+                hint = ("; an input that holds indices or token ids is floating point (a shape given as input "
+                        "becomes random floats): pass integer ids, e.g. torch.randint(vocab, shape), or, for the "
+                        "command line, define example_inputs() on the model")
+            elif tensors[0].is_meta and ("meta" in str(exc).lower() or "data-dependent" in str(exc).lower()):
                 hint = ("; the forward needs activation values (data-dependent control flow): count with real "
                         "inputs" + (" (shapes_only=False)" if shapes_only else " instead of the meta device"))
             else:
