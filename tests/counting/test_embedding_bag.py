@@ -57,3 +57,26 @@ def test_bag_sizes_need_values_the_meta_device_does_not_hold():
     with pytest.raises(ms.ValuesNeededError, match="shapes_only=False"):
         ms.count(_bag(), x, shapes_only=True)
     assert ms.count(_bag(), x).adds == ms.count(_bag(), x, shapes_only=False).adds == 9
+
+
+def test_a_bag_ends_at_the_last_offset_when_it_is_included():
+    # offsets 0, 3, 6 with include_last_offset: bags of 3 and 3 rows (the 2 indices after 6 are in none):
+    # (2 + 2) * 3 = 12 adds over 2 examples
+    r = ms.count(_bag(include_last_offset=True), (IDS, torch.tensor([0, 3, 6])), strict=True)
+    assert (r.adds, r.examples) == (6, 2)
+
+
+def test_a_mean_of_8_bit_rows_divides_at_8_bits():
+    # the table fake-quantized to 8 bits: the division of each bag's 3 sums counts at 8 bits, the sums at 32
+    class Quantized(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = nn.Parameter(torch.full((10, 3), 0.5))
+
+        def forward(self, ids, offsets):
+            table = torch.fake_quantize_per_tensor_affine(self.table, 0.1, 0, -128, 127)
+            return nn.functional.embedding_bag(ids, table, offsets, mode="mean")
+
+    # the functional form has no module to say its bags are the examples: batch_size= does (2 bags)
+    r = ms.count(Quantized(), (IDS, torch.tensor([0, 4])), strict=True, batch_size=2)
+    assert (dict(r.mults_by_bits), r.adds, r.examples) == ({8: 3}, 9, 2)

@@ -26,18 +26,19 @@ def _bag_sizes(indices: torch.Tensor, offsets: torch.Tensor, include_last: bool,
         raise ValuesNeededError(f"nn.EmbeddingBag's cost depends on its bag sizes, which are values of its offsets "
                                 f"and indices ({bags} bags of {indices.numel()} indices here) that the meta "
                                 "device does not hold: count with real inputs (shapes_only=False)")
-    starts = offsets.reshape(-1).to(torch.int64)
-    if include_last:
-        starts = starts[:-1]
-    keep = (indices.reshape(-1) != padding_idx).to(torch.int64) if padding_idx is not None and padding_idx >= 0 \
-        else torch.ones(indices.numel(), dtype=torch.int64)
-    ends = torch.cat([starts[1:], torch.tensor([indices.numel()])])
+    bounds = offsets.reshape(-1).to("cpu", torch.int64)
+    if not include_last:  # the last bag ends with the indices
+        bounds = torch.cat([bounds, torch.tensor([indices.numel()])])
+    starts, ends = bounds[:-1], bounds[1:]
+    ids = indices.reshape(-1).to("cpu")
+    keep = (ids != padding_idx).to(torch.int64) if padding_idx is not None and padding_idx >= 0 \
+        else torch.ones(ids.numel(), dtype=torch.int64)
     counts = torch.cat([torch.zeros(1, dtype=torch.int64), keep.cumsum(0)])
     sizes = counts[ends] - counts[starts]
     return int(sizes.sum()), int((sizes > 0).sum())
 
 
-@register(aten._embedding_bag_forward_only, aten._embedding_bag, *maybe("embedding_bag"), mult_operands=(6,))
+@register(aten._embedding_bag_forward_only, aten._embedding_bag, *maybe("embedding_bag"), mult_operands=(0, 6))
 def embedding_bag(call: OpCall) -> Cost:
     weight, indices, offsets = call.args[0], call.args[1], call.args[2]
     mode = int(call.arg(4, "mode", _SUM))
