@@ -35,6 +35,14 @@ def test_every_snippet_is_used_and_every_include_exists():
         assert f'--8<-- "{name}"' in pages, f"snippet {name} is generated but no page includes it"
 
 
+def test_every_include_stands_on_its_own_line():
+    # pymdownx.snippets only reads an include that is the whole line: inline, it is printed as text
+    inline = [f"{page.name}: {line.strip()}" for page in DOCS.glob("*.md")
+              for line in page.read_text(encoding="utf-8").splitlines()
+              if "--8<--" in line and not line.strip().startswith("--8<--")]
+    assert not inline, f"includes inside a sentence are not expanded: {inline}"
+
+
 def test_doctest_fence_extension():
     pytest.importorskip("griffe")
     ext = _load("griffe_doctest")
