@@ -116,6 +116,14 @@ def trilinear(call: OpCall) -> Cost:
     i1, i2, i3 = call.args[0], call.args[1], call.args[2]
     expands = [set(call.args[i]) for i in (3, 4, 5)]
     sumdim, unroll = set(call.args[6]), call.arg(7, "unroll_dim", 1)
+    if expands == [{1, 3}, {0}, {1, 2}] and sumdim == {2, 3} and unroll == 1 and call.is_static(i2) \
+            and not i2.is_meta:
+        # nn.Bilinear: W (out, in1, in2); per example and slice (k, j) a dot product over in1 of W[k, :, j]'s
+        # non-zeros, then per k a dense dot product over in2
+        batch, k, n2 = i1.shape[0], i2.shape[0], i2.shape[2]
+        nonzero = (i2.detach() != 0).sum(dim=1)
+        return Cost(batch * int(nonzero.sum()) + batch * k * n2,
+                    batch * int((nonzero - 1).clamp_min(0).sum()) + batch * k * (n2 - 1))
     total = i1.dim() + len(expands[0])
     shapes: list[list[int]] = []
     for t, expand in zip((i1, i2, i3), expands):
@@ -133,13 +141,4 @@ def trilinear(call: OpCall) -> Cost:
     mults, adds = slices * (mults1 + mults2), slices * (adds1 + adds2)
     if unroll in sumdim:
         adds += (slices - 1) * math.prod(out)
-    if expands == [{1, 3}, {0}, {1, 2}] and sumdim == {2, 3} and unroll == 1 and call.is_static(i2) \
-            and not i2.is_meta:
-        # nn.Bilinear: W (out, in1, in2); per example and slice (k, j) a dot product over in1 of W[k, :, j]'s
-        # non-zeros
-        batch, k, n2 = i1.shape[0], i2.shape[0], i2.shape[2]
-        nonzero = (i2.detach() != 0).sum(dim=1)
-        mults1 = batch * int(nonzero.sum())
-        adds1 = batch * int((nonzero - 1).clamp_min(0).sum())
-        mults, adds = mults1 + batch * k * n2, adds1 + batch * k * (n2 - 1)
     return Cost(mults, adds)
