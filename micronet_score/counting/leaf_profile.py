@@ -274,7 +274,9 @@ def _parameters(model: nn.Module) -> list[LeafParameter]:
             t = getattr(module, orig)
             if not isinstance(t, torch.Tensor):
                 t = source
-            nonzero = t.numel() if t.is_meta else count_nonzero(t.detach())
+            # vectors (biases, norm scales and shifts) are dense under every convention: their zeros are
+            # stored values, not pruning (spec section 3)
+            nonzero = t.numel() if t.is_meta or t.dim() <= 1 else count_nonzero(t.detach())
             found.append(LeafParameter(f"{prefix}.{orig}" if prefix else orig, prefix, tuple(t.shape), t.numel(),
                                        nonzero))
     return found
