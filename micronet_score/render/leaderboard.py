@@ -133,7 +133,7 @@ svg.pareto { max-width: 100%; height: auto; font-family: inherit; }
 table { border-collapse: collapse; font-size: 0.92em; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; vertical-align: top; }
 th { background: #f3f3f3; border-bottom: 2px solid #bbb; white-space: nowrap; }
-td.name, td.err { text-align: left; } td.name { font-weight: 600; }
+td.name, td.err, th.name, th.err { text-align: left; } td.name { font-weight: 600; }
 td.rank, td.acc, td.pass, td.num { white-space: nowrap; font-variant-numeric: tabular-nums; }
 td.err { color: #a00; max-width: 32em; overflow-wrap: anywhere; font-size: 0.9em; }
 td.pass.ok { color: #1b7f4a; } td.pass.bad { color: #c0392b; font-weight: 600; }
@@ -146,7 +146,7 @@ def to_html(board: Any) -> str:
     """A self-contained page: the table and a Pareto plot (accuracy against score), no external resources."""
     esc = html.escape
     classes = ("rank", "name", "acc", "pass", "num", "num", "num", "err")
-    head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
+    head = "".join(f"<th class='{kind}'>{esc(c)}</th>" for kind, c in zip(classes, COLUMNS))
     body = []
     for row in board.rows:
         cls = "published" if row.get("published") else ("failed" if row.get("error") else "")

@@ -25,7 +25,7 @@ def pareto_svg(rows: Sequence[dict[str, Any]], *, threshold: float | None = None
     ticks = [r for r in rows if _number(r.get("score")) and not _number(r.get("accuracy"))]
     if not points and not ticks:
         return "<p>No scored entries to plot.</p>"
-    left, right, top, bottom = 64, 200, 16, 56
+    left, right, top, bottom = 64, 190, 16, 56
     x0, x1, y0, y1 = left, width - right, top, height - bottom
     xaxis = _Axis.for_scores([float(r["score"]) for r in points + ticks])
     accs = [float(r["accuracy"]) for r in points]
@@ -248,7 +248,7 @@ def _legend(x: float, y: float, threshold: bool, published: bool, front: bool, n
                       "Pareto front"))
     if published:
         items.append((f"<line x1='{x + 6}' y1='-7' x2='{x + 6}' y2='7' stroke='{PUBLISHED}' stroke-width='1.5'/>",
-                      "published score (no accuracy)"))
+                      "published (score only)"))
     parts = ["<g class='legend' font-size='11'>"]
     for i, (mark, label) in enumerate(items):
         dy = y + 10 + 20 * i
