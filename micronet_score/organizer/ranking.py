@@ -21,6 +21,7 @@ import json
 import math
 import os
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
@@ -227,7 +228,8 @@ def rank(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_outputs(board: Leaderboard, out_dir: str | Path) -> dict[str, Path]:
-    """``leaderboard.{md,csv,json,html}`` in ``out_dir``, each written to a temporary file and renamed.
+    """``leaderboard.{md,csv,json,html}`` in ``out_dir``, each written to a temporary file of its own (two boards
+    writing one folder never share one) and renamed over the last.
 
     What is published names no absolute path of this machine: every string of every row is rewritten relative
     to the manifest's folder (the test data as ``<data>``, ``out_dir`` as ``<out>``, any other absolute path as
@@ -244,8 +246,14 @@ def write_outputs(board: Leaderboard, out_dir: str | Path) -> dict[str, Path]:
     for ext, text in (("md", render.to_markdown(public)), ("csv", render.to_csv(public)),
                       ("json", public.to_json() + "\n"), ("html", render.to_html(public))):
         target = out_dir / f"leaderboard.{ext}"
-        tmp = target.with_suffix(f".{ext}.tmp")
-        tmp.write_text(text, encoding="utf-8", newline="")
-        os.replace(tmp, target)
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".leaderboard.{ext}.", suffix=".tmp")  # a unique name
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o644)  # published: readable by a web server, as a plain write would be
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         written[ext] = target
     return written

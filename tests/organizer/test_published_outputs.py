@@ -296,3 +296,26 @@ def test_accuracy_cells_do_not_wrap(plotted):
     assert re.search(r"td\.acc[^{]*\{[^}]*white-space:\s*nowrap", page)
     assert "<td class='acc'>20/50 (40.00%)</td>" in page
 
+
+
+# --- writing ------------------------------------------------------------------------------------------------------
+
+def test_outputs_use_temporary_files_of_their_own(tmp_path):
+    from micronet_score.organizer.ranking import write_outputs
+
+    out = tmp_path / "out"
+    (out / "leaderboard.md.tmp").mkdir(parents=True)  # a fixed temporary name, taken (another board's, a leftover)
+    board = Leaderboard(rules="micronet-2019-cifar100", rows=tuple(rank([_row("a", 0.1)])))
+    written = write_outputs(board, out)
+    assert sorted(p.name for p in written.values()) == [f"leaderboard.{e}" for e in ("csv", "html", "json", "md")]
+    assert "| 1 | a |" in (out / "leaderboard.md").read_text()
+    assert sorted(p.name for p in out.iterdir()) == sorted(["leaderboard.md.tmp", *(p.name for p in written.values())])
+    assert all(p.stat().st_mode & 0o444 == 0o444 for p in written.values())
+
+
+def test_doctests_of_the_publishing_modules():
+    import doctest
+
+    from micronet_score.organizer import field, redact
+
+    assert doctest.testmod(redact).failed == 0 and doctest.testmod(field).failed == 0
