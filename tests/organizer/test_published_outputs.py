@@ -319,3 +319,24 @@ def test_doctests_of_the_publishing_modules():
     from micronet_score.organizer import field, redact
 
     assert doctest.testmod(redact).failed == 0 and doctest.testmod(field).failed == 0
+
+
+def test_codabench_detailed_results_name_no_absolute_path(challenge, tmp_path):
+    import shutil
+
+    from micronet_score.organizer.codabench import run_codabench
+
+    inp = tmp_path / "input"
+    (inp / "ref").mkdir(parents=True)
+    shutil.copy(challenge / "test.npz", inp / "ref" / "test.npz")
+    (inp / "ref" / "challenge.toml").write_text('rules = "micronet-2019-cifar100"\n[data]\npath = "test.npz"\n'
+                                                'dataset = "npz"\n')
+    (inp / "res").mkdir()
+    shutil.copy(challenge / "net.py", inp / "res" / "net.py")
+    (inp / "res" / "submission.toml").write_text('model = "net.py:const"\nweights = "w.pt"\n')
+    with pytest.raises(ms.organizer.SubmissionError) as info:
+        run_codabench(inp, tmp_path / "out")
+    page = (tmp_path / "out" / "detailed_results.html").read_text()
+    assert "does not exist" in page and "w.pt" in page
+    for text in (page, str(info.value)):
+        assert _leaks(text, _roots(tmp_path)) == []
