@@ -48,7 +48,7 @@ def pareto_svg(rows: Sequence[dict[str, Any]], *, threshold: float | None = None
         out.append(f"<line x1='{x0}' y1='{y:.1f}' x2='{x1}' y2='{y:.1f}' stroke='#e6e6e6'/>"
                    f"<text class='ytick' x='{x0 - 6}' y='{y + 4:.1f}' text-anchor='end' font-size='11'>"
                    f"{_percent(a)}</text>")
-    for v, labelled in xaxis.ticks():
+    for v, labelled in _spaced(xaxis.ticks(), sx):
         x = sx(v)
         out.append(f"<line x1='{x:.1f}' y1='{y1}' x2='{x:.1f}' y2='{y1 + (5 if labelled else 3)}' stroke='#444'/>")
         if labelled:
@@ -128,6 +128,24 @@ class _Axis:
         return []  # pragma: no cover
 
 
+def _spaced(ticks: list[tuple[float, bool]], sx: Any) -> list[tuple[float, bool]]:
+    """The ticks with labels kept only where they do not crowd each other: 1s first, then 2s and 5s, then the
+    rest (on a linear axis every tick is a 1)."""
+    def priority(v: float) -> int:
+        m = _mantissa(v) if v > 0 else 1
+        return 0 if m == 1 else 1 if m in (2, 5) else 2
+
+    spans: list[tuple[float, float]] = []
+    keep = set()
+    for v, _ in sorted((t for t in ticks if t[1]), key=lambda t: (priority(t[0]), t[0])):
+        half = 3.4 * len(_number_label(v)) + 6
+        span = (sx(v) - half, sx(v) + half)
+        if not any(span[0] < b and a < span[1] for a, b in spans):
+            spans.append(span)
+            keep.add(v)
+    return [(v, v in keep) for v, _ in ticks]
+
+
 def _mantissa(v: float) -> int:
     return round(v / 10.0 ** math.floor(math.log10(v) + 1e-9))
 
@@ -202,7 +220,7 @@ def _labels(groups: list[tuple[tuple[float, float], list[dict]]], area: tuple[fl
     taken = [(x - 6, y - 6, x + 6, y + 6) for (x, y), _ in groups]
     out = []
     for (x, y), members in groups:
-        names = [str(r.get("name")) for r in members]
+        names = [_short(str(r.get("name"))) for r in members]
         text = ", ".join(names) if len(names) <= 3 else ", ".join(names[:3]) + f" +{len(names) - 3}"
         w, h = 6.2 * len(text) + 2, 12
         spots = [(8, -7, "start"), (8, 13, "start"), (-8, -7, "end"), (-8, 13, "end"), (0, -11, "middle"),
@@ -227,6 +245,12 @@ def _labels(groups: list[tuple[tuple[float, float], list[dict]]], area: tuple[fl
         out.append(f"<text class='label' x='{x + dx:.1f}' y='{y + dy:.1f}' text-anchor='{anchor}' "
                    f"font-size='11'>{html.escape(text)}</text>")
     return out
+
+
+def _short(name: str, limit: int = 24) -> str:
+    """A name as a plot label: one line, at most ``limit`` characters (the tooltip has it whole)."""
+    name = " ".join(name.split())
+    return name if len(name) <= limit else name[:limit - 1] + "…"
 
 
 def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:

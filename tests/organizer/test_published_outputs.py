@@ -340,3 +340,17 @@ def test_codabench_detailed_results_name_no_absolute_path(challenge, tmp_path):
     assert "does not exist" in page and "w.pt" in page
     for text in (page, str(info.value)):
         assert _leaks(text, _roots(tmp_path)) == []
+
+
+def test_pareto_plot_close_scores_get_a_linear_axis_and_long_names_a_short_label():
+    from micronet_score.render.pareto import pareto_svg
+
+    long = "x" * 120
+    rows = [_row("alpha", 0.0101), _row("beta", 0.0118), _row(long, 0.0145, passed=False, correct=10)]
+    svg = pareto_svg(rank(rows), threshold=0.8)
+    # 0.0101 to 0.0145 is less than 4 times the smallest: a linear axis, ticks every 0.001 (0.010 ... 0.015)
+    assert "linear scale" in svg
+    ticks = re.findall(r"class='xtick'[^>]*>([^<]*)<", svg)
+    assert ticks[:2] == ["0.01", "0.011"] and len(ticks) >= 4
+    labels = re.findall(r"class='label'[^>]*>([^<]*)<", svg)
+    assert "x" * 23 + "…" in labels and f"<title>{long}: score" in svg  # the tooltip has the whole name
