@@ -133,7 +133,7 @@ svg.pareto { max-width: 100%; height: auto; font-family: inherit; }
 table { border-collapse: collapse; font-size: 0.92em; }
 th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; vertical-align: top; }
 th { background: #f3f3f3; border-bottom: 2px solid #bbb; white-space: nowrap; }
-td.name, td.err, th.name, th.err { text-align: left; } td.name { font-weight: 600; max-width: 18em; overflow-wrap: anywhere; }
+td.name, td.err, th.name, th.err { text-align: left; } td.name { font-weight: 600; min-width: 14em; max-width: 24em; overflow-wrap: anywhere; }
 td.rank, td.acc, td.pass, td.num { white-space: nowrap; font-variant-numeric: tabular-nums; }
 td.err { color: #a00; max-width: 32em; overflow-wrap: anywhere; font-size: 0.9em; }
 td.pass.ok { color: #1b7f4a; } td.pass.bad { color: #c0392b; font-weight: 600; }
