@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from micronet_score.organizer.errors import SubmissionError
+from micronet_score.organizer.redact import redact, roots
 from micronet_score.organizer.scoring import score_entry
 from micronet_score.organizer.submissions import SUBMISSION_FILE, read_toml
 
@@ -38,9 +39,10 @@ def run_codabench(input_dir: str | Path, output_dir: str | Path, *, device: str 
     data["path"] = str((ref / str(data["path"])).resolve())
     row = score_entry({"entry": entry, "base": str(res.resolve()), "rules": rules, "data": data,
                        "batch_size": int(challenge.get("batch_size", 256)), "device": device})
-    (out / "detailed_results.html").write_text(_detail_html(row), encoding="utf-8")
+    public = redact(row, roots(base=res.resolve(), data=data["path"], out=out))  # the participant sees these
+    (out / "detailed_results.html").write_text(_detail_html(public), encoding="utf-8")
     if row.get("error"):
-        raise SubmissionError(f"submission not scored: {row['error']}")
+        raise SubmissionError(f"submission not scored: {public['error']}")
     scores = {k: row[k] for k in ("score", "accuracy", "param_term", "ops_term")}
     (out / "scores.json").write_text(json.dumps(scores) + "\n", encoding="utf-8")
     return row
