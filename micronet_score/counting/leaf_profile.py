@@ -38,6 +38,7 @@ from torch import nn
 
 from micronet_score.bits import Precision, dtype_bits, range_bits
 from micronet_score.convention import Convention, get_convention
+from micronet_score.counting.batch_hint import missing_batch_hint
 from micronet_score.counting.inputs import InputsLike, flat_tensors, prepare_inputs
 from micronet_score.counting.storage import count_nonzero
 from micronet_score.errors import ForwardError, InputError, MicronetError
@@ -175,6 +176,9 @@ def profile(
                 raise
             except Exception as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                batch = missing_batch_hint(model, tensors)
+                if batch is not None:
+                    raise ForwardError(f"the forward pass failed: {batch} ({type(exc).__name__}: {first})") from exc
                 raise ForwardError(f"the forward pass failed: {type(exc).__name__}: {first}; inputs had shapes "
                                    f"{', '.join(str(tuple(t.shape)) for t in tensors)}") from exc
         parameters = _parameters(model)
