@@ -29,7 +29,7 @@ import torch
 
 from micronet_score.errors import CheckpointError
 from micronet_score.io.fake_quant import apply_fake_quant, plan_fake_quant
-from micronet_score.io.files import open_regular
+from micronet_score.io.files import clean, open_regular
 from micronet_score.io.limits import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_INFLATED_BYTES, Limits
 from micronet_score.io.matching import fold_prune_masks, match_keys
 from micronet_score.io.safetensors_reader import load_safetensors
@@ -76,8 +76,16 @@ def _read(path: PathLike, allow_globals: Sequence[str], limits: Limits) -> tuple
         return dict(state), kind, source_key, opened.name
 
 
-def _refuse_unplaceable(plan: Any, name: str) -> None:
-    """Refuse, before the model is touched, a stated config that has no place for the saved quantizer state."""
+def _refuse_unplaceable(plan: Any, modules: dict[str, torch.nn.Module], name: str) -> None:
+    """Refuse, before the model is touched, quantizer state that ``quantize_`` would give no place to."""
+    from micronet_score.compress.fakequant import FAKE_QUANT_CLASSES
+
+    odd = [layer for layer in plan.layers if type(modules[layer]) not in FAKE_QUANT_CLASSES]
+    if odd:
+        raise CheckpointError(f"{name} holds fake-quant buffers for layer {clean(repr(odd[0]))} "
+                              f"({type(modules[odd[0]]).__name__}), but quantize_ fake-quantizes only layers of "
+                              "exact type nn.Conv1d/2d/3d or nn.Linear; nothing was loaded: the checkpoint was not "
+                              "saved from this model")
     if plan.config.act_bits is None:
         raise CheckpointError(f"{name} holds activation ranges (*.input_fake_quant.min_val/max_val) but "
                               "fake_quant has act_bits=None, which installs no activation quantizer to load them "
@@ -135,9 +143,10 @@ def load_checkpoint(model: torch.nn.Module, path: PathLike, *, allow_globals: Se
     state, kind, source_key, name = _read(path, allow_globals, Limits(max_header_bytes, max_inflated_bytes))
     expected = model.state_dict()
     state, folded = fold_prune_masks(state, expected)
-    plan = plan_fake_quant(state, expected, dict(model.named_modules()), fake_quant)
+    modules = dict(model.named_modules())
+    plan = plan_fake_quant(state, expected, modules, fake_quant)
     if plan is not None:
-        _refuse_unplaceable(plan, name)
+        _refuse_unplaceable(plan, modules, name)
         expected = dict(expected)
         for key in plan.keys:  # the buffers quantize_ will add: scalars, so other shapes are refused here
             expected[key] = torch.empty((), dtype=state[key].dtype if state[key].is_floating_point()

@@ -114,3 +114,24 @@ def test_a_failure_after_validation_still_puts_the_quantizers_back(tmp_path, mon
     from micronet_score.compress import applied
 
     assert applied(model) == ()
+
+
+def test_fake_quant_buffers_on_a_layer_quantize_would_not_take_are_refused_before_anything(tmp_path):
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.att = nn.MultiheadAttention(4, 1)  # out_proj: NonDynamicallyQuantizableLinear, a Linear subclass
+            self.fc = nn.Linear(4, 4)
+
+    state = Attention().state_dict()
+    for layer in ("att.out_proj", "fc"):
+        state[f"{layer}.input_fake_quant.min_val"] = torch.tensor(0.0)
+        state[f"{layer}.input_fake_quant.max_val"] = torch.tensor(1.0)
+    torch.save(state, tmp_path / "mha.pt")
+    model = Attention()
+    before = _fingerprint(model)
+    with pytest.raises(CheckpointError, match="'att.out_proj' \\(NonDynamicallyQuantizableLinear\\).*nothing was "
+                                              "loaded") as caught:
+        load_weights(model, tmp_path / "mha.pt")
+    assert "\n" not in str(caught.value)
+    assert _same(before, _fingerprint(model))
