@@ -117,6 +117,8 @@ class RuleSet:
         if self.lower_is_better:
             if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not accuracy >= 0:
                 raise ValueError(f"{self.metric} must be a non-negative number, got {accuracy!r}")
+            if accuracy == math.inf:  # an infinite perplexity is above every (finite) threshold
+                return False
             return Fraction(repr(float(accuracy))) <= Fraction(repr(float(self.threshold)))
         return accuracy_fraction(accuracy) >= Fraction(repr(float(self.threshold)))
 

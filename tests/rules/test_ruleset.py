@@ -126,3 +126,11 @@ def test_every_shipped_rule_set_passes_the_checks():
     for name in ms.rules.names():
         rules = ms.rules.get(name)
         assert rules.param_baseline > 0 and rules.ops_baseline > 0
+
+
+def test_an_infinite_metric_fails_a_lower_is_better_threshold_and_nan_is_refused():
+    rules = ms.rules.get("micronet-2019-wikitext103")
+    assert rules.lower_is_better and rules.passes(float("inf")) is False  # before: ValueError from Fraction('inf')
+    assert rules.passes(rules.threshold) is True
+    with pytest.raises(ValueError, match="non-negative"):
+        rules.passes(float("nan"))
