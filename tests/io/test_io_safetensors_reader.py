@@ -48,6 +48,8 @@ CASES = {
     "boolean offset": _with(data_offsets=[False, True]),
     "offset beyond the file": _with(data_offsets=[0, 4096]),
     "entry not an object": {"weight": [0, 4]},
+    "header a list": '[{"weight": {"dtype": "F32", "shape": [1, 1], "data_offsets": [0, 4]}}]',
+    "header a number": "12345678",
     "duplicate names": '{"weight": {"dtype": "F32", "shape": [1, 1], "data_offsets": [0, 4]}, '
                        '"weight": {"dtype": "F32", "shape": [2, 1], "data_offsets": [0, 8]}, '
                        '"bias": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}',
