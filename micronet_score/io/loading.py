@@ -169,10 +169,10 @@ def load_checkpoint(model: torch.nn.Module, path: PathLike, *, allow_globals: Se
             model.load_state_dict(match.state, strict=True)
     except Exception as error:  # validated above; anything left puts the model's structure back
         undo()
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{name} could not be loaded into the model ({type(error).__name__}: {first}); the "
-                              "fake quantizers were removed again, but values already copied stay: rebuild the "
-                              "model before using it") from error
+        detail = clean(" ".join(str(error).split()))[:300] or type(error).__name__
+        removed = "the fake quantizers were removed again, but " if plan is not None else ""
+        raise CheckpointError(f"{name} could not be loaded into the model ({type(error).__name__}: {detail}); "
+                              f"{removed}values already copied stay: rebuild the model before using it") from error
     return Loaded(model, name, kind, source_key, match.prefix_removed, match.prefix_added, tuple(folded),
                   plan.config if plan is not None else None, tuple(notes))
 
