@@ -29,7 +29,7 @@ from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.overrides import cost_table
 from micronet_score.counting.reads import WeightReads
 from micronet_score.counting.select import refuse_operator_options, select_convention
-from micronet_score.counting.session import model_session, paused_gc, shared_rng
+from micronet_score.counting.session import CountDeadlockError, model_session, paused_gc, shared_rng
 from micronet_score.counting.shape_inputs import materialize
 from micronet_score.counting.shortcuts import autocast_on
 from micronet_score.counting.tracer import AttentionMode, Tracer
@@ -123,7 +123,7 @@ def _count_with_events(
             events: list[Event] = []
             try:
                 return count_once(ctx, True, events), events
-            except (UnsupportedOpError, InputError, ComplexTensorError, UncountedWorkError):
+            except (UnsupportedOpError, InputError, ComplexTensorError, UncountedWorkError, CountDeadlockError):
                 raise
             except Exception as exc:  # noqa: BLE001 - the forward needs values (or a meta kernel is missing)
                 reason = f"it did not run on shapes alone: {one_line(exc)}"
