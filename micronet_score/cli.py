@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from micronet_score._version import __version__
 from micronet_score.cli_common import (  # noqa: F401  (re-exported: the CLI's helpers)
     CliError,
     describe_run,
@@ -32,7 +33,6 @@ from micronet_score.cli_common import (  # noqa: F401  (re-exported: the CLI's h
     parse_shape,
     resolve_model,
 )
-from micronet_score._version import __version__
 from micronet_score.errors import MicronetError
 
 

@@ -1,8 +1,6 @@
 """``micronet-score --version`` prints the package's version."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,9 +23,3 @@ def test_version_flag_prints_the_package_version_and_exits_0(capsys):
     assert exit_.value.code == 0
     assert capsys.readouterr().out == f"micronet-score {_pyproject_version()}\n"
 
-
-def test_version_flag_as_a_command():
-    done = subprocess.run([sys.executable, "-m", "micronet_score.cli", "--version"], capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
-    assert done.returncode == 0 and done.stderr == ""
-    assert done.stdout == f"micronet-score {_pyproject_version()}\n"
