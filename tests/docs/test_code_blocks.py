@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from micronet_score.compress import base as compress_base
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from code_blocks import ROOT, SHELL, output_difference, page_blocks, run_python, run_shell, shell_commands  # noqa: E402
 
@@ -35,6 +37,9 @@ def test_page_blocks_run_and_print_what_the_page_shows(page, tmp_path, monkeypat
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    # a page may register a compression config (compress.md does): the registries are restored afterwards
+    monkeypatch.setattr(compress_base, "_HANDLERS", dict(compress_base._HANDLERS))
+    monkeypatch.setattr(compress_base, "_CONFIG_TYPES", dict(compress_base._CONFIG_TYPES))
     module = types.ModuleType("__docs_page__")  # a real module: dataclasses defined on a page look it up
     monkeypatch.setitem(sys.modules, module.__name__, module)
     namespace = module.__dict__
