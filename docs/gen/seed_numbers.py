@@ -186,6 +186,11 @@ def differences(page: str, fresh: str) -> list[str]:
     Within ``TRAINED_REL``: the other steps' mults, adds, scores, storage and operations, and the count of
     pruned weight tensors.
     """
+    def frame(snippet: str) -> str:  # the snippet around its blocks: header, marker, "prints"
+        return re.sub(r"```(console|text)\n.*?```", r"```\1```", snippet, flags=re.S)
+
+    if frame(page) != frame(fresh):
+        return [f"the text around the run differs:\n  page:  {frame(page)!r}\n  fresh: {frame(fresh)!r}"]
     old, new = run_lines(page), run_lines(fresh)
     if len(old) != len(new):
         return [f"the page shows {len(old)} lines of the run, a fresh run prints {len(new)}"]

@@ -122,6 +122,12 @@ def test_other_changes_are_reported(old, new, says):
     assert len(problems) == 1 and says in problems[0], problems
 
 
+def test_the_text_around_the_run_is_compared_exactly():
+    gen = _generator()
+    problems = gen.differences(PAGE_RUN, PAGE_RUN.replace("```console", "<!-- not-run: x -->\n```console"))
+    assert len(problems) == 1 and "the text around the run differs" in problems[0]
+
+
 def test_a_missing_line_is_reported():
     gen = _generator()
     # the command and 8 printed lines on the page
