@@ -237,6 +237,9 @@ def plot_history(steps: Mapping[str, Score] | Iterable[tuple[str, Score] | tuple
     for leg in legend:
         corner = ax.transAxes.inverted().transform(leg.get_window_extent().p0)
         leg.set_loc(tuple(corner))
-    place_labels(ax, list(zip(xs, ys)), [p[0] for p in points], avoid=legend)
+    spots: dict[tuple[float, float], list[str]] = {}  # steps that changed nothing share a point and one label
+    for label, x, y in zip((p[0] for p in points), xs, ys):
+        spots.setdefault((x, y), []).append(label)
+    place_labels(ax, list(spots), [", ".join(labels) for labels in spots.values()], avoid=legend)
     plt.close(fig)
     return fig

@@ -114,3 +114,9 @@ def test_history_labels_do_not_overlap_each_other_or_the_points():
 
 def steps_display(ax, steps):
     return [tuple(ax.transData.transform((s, 100 * acc))) for _, s, acc in steps]
+
+
+def test_history_steps_at_the_same_point_share_one_label():
+    # fine-tuning that changed nothing lands on the pruned point: one label names both
+    fig = ms.plot_history([("dense", 0.11, 0.67), ("pruned", 0.098, 0.16), ("fine-tuned", 0.098, 0.16)])
+    assert [t.get_text() for t in fig.axes[0].texts] == ["dense", "pruned, fine-tuned"]
