@@ -120,3 +120,12 @@ def test_history_steps_at_the_same_point_share_one_label():
     # fine-tuning that changed nothing lands on the pruned point: one label names both
     fig = ms.plot_history([("dense", 0.11, 0.67), ("pruned", 0.098, 0.16), ("fine-tuned", 0.098, 0.16)])
     assert [t.get_text() for t in fig.axes[0].texts] == ["dense", "pruned, fine-tuned"]
+
+
+def test_comparison_plot_ranks_the_deepest_changed_layers():
+    before = ms.count(nested(), (1, 3, 8, 8))
+    after = ms.count(finalize_(prune_(nested(), GlobalUnstructured(amount=0.5))), (1, 3, 8, 8))
+    labels = [t.get_text() for t in ms.compare(before, after).plot().axes[0].get_yticklabels()]
+    # the two pruned convolutions by name, not their parent "features" (the classifier is left out of pruning
+    # by default, so it did not change)
+    assert set(labels) == {"features.0", "features.2"}
