@@ -63,6 +63,8 @@ def _banner(row: Mapping[str, Any], paths: Mapping[str, str]) -> str:
         return '<div class="ms-banner ms-pass"><b>Scored</b> (no accuracy threshold)</div>'
     threshold = row.get("threshold")
     against = f" the accuracy threshold {threshold:.2%}" if threshold is not None else " the accuracy threshold"
+    if row.get("accuracy") is not None:
+        against += f" (accuracy {row['accuracy']:.2%})"
     kind = "ms-pass" if row["passed"] else "ms-fail"
     return f'<div class="ms-banner {kind}">{verdict_html(bool(row["passed"]))}{escape(against)}</div>'
 

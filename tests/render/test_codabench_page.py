@@ -37,7 +37,8 @@ def test_scored_page_has_rounded_terms_accuracy_as_a_fraction_and_a_marked_failu
     assert "0.018491" in text and "0.077816" in text
     assert "103,548.0 32-bit-equivalent parameter storage / baseline 5,600,000" in text
     assert "3 / 64 correct (4.69%)" in text  # 3/64 = 0.046875
-    assert '<div class="ms-banner ms-fail"><span class="ms-fail">✗ FAILS</span> the accuracy threshold 90.00%' in page
+    assert '<div class="ms-banner ms-fail"><span class="ms-fail">✗ FAILS</span> the accuracy threshold 90.00% ' \
+        '(accuracy 4.69%)</div>' in page
     assert "num_classes = 10" in text
     style = page[page.index("<style>"):page.index("</style>")]
     assert "sans-serif" in style and "white-space:nowrap" in style and "tabular-nums" in style
