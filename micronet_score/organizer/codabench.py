@@ -39,10 +39,13 @@ def run_codabench(input_dir: str | Path, output_dir: str | Path, *, device: str 
     row = score_entry({"entry": entry, "base": str(res.resolve()), "rules": rules, "data": data,
                        "batch_size": int(challenge.get("batch_size", 256)), "device": device, "details": True})
     shown = {str(folder): folder.name for folder in (res, ref, res.resolve(), ref.resolve())}
-    (out / "detailed_results.html").write_text(detailed_results_html(row, shown), encoding="utf-8")
+    (out / "detailed_results.html").write_text(_detail_html(row, shown), encoding="utf-8")
     if row.get("error"):
         raise SubmissionError(f"submission not scored: {row['error']}")
     scores = {k: row[k] for k in ("score", "accuracy", "param_term", "ops_term")}
     (out / "scores.json").write_text(json.dumps(scores) + "\n", encoding="utf-8")
     return row
 
+
+def _detail_html(row: dict[str, Any], paths: dict[str, str] | None = None) -> str:
+    return detailed_results_html(row, paths)

@@ -6,7 +6,6 @@ or on a Dask worker. It never raises: a failure becomes the row's one-line ``err
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import re
@@ -47,9 +46,7 @@ def score_entry(task: Mapping[str, Any]) -> dict[str, Any]:
     """Score the ``task`` (keys ``entry``, ``base``, ``rules``, ``data``, ``batch_size``, ``device``) into a row.
 
     ``entry`` holds the manifest keys (``name``, ``model``, ``weights``, ``args``, ``input``, ``preprocessing``,
-    ``compress``); ``data`` holds ``path`` (absolute), ``dataset`` and optional ``preprocessing``. With a true
-    ``details`` key the row also holds ``threshold``, ``param_baseline``, ``ops_baseline`` and ``layers`` (each
-    layer row of the report as a dict).
+    ``compress``); ``data`` holds ``path`` (absolute), ``dataset`` and optional ``preprocessing``.
     """
     entry = dict(task["entry"])
     row: dict[str, Any] = {field: None for field in ROW_FIELDS}
@@ -95,7 +92,9 @@ def _score_into(row: dict[str, Any], entry: dict[str, Any], task: Mapping[str, A
                param_term=result.param_term, ops_term=result.ops_term, score=result.value,
                param_storage=result.param_storage, math_ops=result.math_ops, rules=ruleset.name,
                convention=ruleset.counting.name)
-    if task.get("details"):  # the Codabench page's extras: the rule set's numbers and every layer's row
+    if task.get("details"):  # the Codabench page's extras: the rule set's numbers and every layer's row (dicts)
+        import dataclasses
+
         row.update(threshold=result.threshold, param_baseline=result.param_baseline,
                    ops_baseline=result.ops_baseline, layers=[dataclasses.asdict(r) for r in report.layers])
 
