@@ -129,3 +129,8 @@ def test_comparison_plot_ranks_the_deepest_changed_layers():
     # the two pruned convolutions by name, not their parent "features" (the classifier is left out of pruning
     # by default, so it did not change)
     assert set(labels) == {"features.0", "features.2"}
+
+
+def test_report_plot_needs_at_least_one_bar():
+    with pytest.raises(ms.InputError, match="top must be at least 1"):
+        ms.count(model(), (1, 3, 8, 8)).plot(top=0)
