@@ -251,12 +251,13 @@ class Report(Metrics):
 
         return report_frame(self, depth=depth)
 
-    def plot(self, depth: int | None = 1) -> Figure:
-        """Where the parameters and operations go: by layer (merged to ``depth`` name levels), by bit width and
-        by sparsity. Returns the matplotlib Figure (``pip install 'micronet-score[plot]'``)."""
+    def plot(self, depth: int | None = None, top: int = 12) -> Figure:
+        """Where the parameters and operations go: the ``top`` layers (however deep; merged to ``depth`` name
+        levels when given) by parameter storage and by math ops, each with an "other" bar, by bit width and by
+        sparsity. Returns the matplotlib Figure (``pip install 'micronet-score[plot]'``)."""
         from micronet_score.render.plots import report_plot
 
-        return report_plot(self, depth=depth)
+        return report_plot(self, depth=depth, top=top)
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
