@@ -90,6 +90,7 @@ class LeafProfile:
     layers: tuple[LeafRow, ...]
     uncounted: tuple[str, ...]
     parameters: tuple[LeafParameter, ...] = ()
+    module_types: tuple[tuple[str, str], ...] = ()  # (module, class name) of every module holding a parameter
 
     @property
     def param_storage(self) -> float:
@@ -199,6 +200,8 @@ def profile(
         macs=_per_example(sum(int(r[1]) for r in rows.values()), batch), weight_bits=weight_bits,
         activation_bits=activation_bits, batch_size=batch, convention=conv.name, layers=layers,
         uncounted=tuple(sorted(uncounted)), parameters=tuple(parameters),
+        module_types=tuple((n, type(m).__name__) for n, m in model.named_modules()
+                           if n in {q.module for q in parameters}),
     )
 
 

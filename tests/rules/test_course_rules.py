@@ -180,3 +180,10 @@ def test_course_rule_sets_read_fake_quant_widths_back_from_the_model():
     assert (r.param_storage, r.math_ops) == (18058.5, 332990.0)
     # an explicit width still wins
     assert ms.count(model, (1, 3, 32, 32), rules="imta-2025", bits=16).param_storage == 72234 * 16 / 32
+
+
+def test_course_reports_name_the_type_of_every_layer():
+    """A batch norm the closed form does not price still shows its type (the Codabench page showed a blank)."""
+    report = ms.count(ms.models.build("resnet18-cifar"), (1, 3, 32, 32), rules="imta-2025")
+    assert report.layer("bn1").type == "BatchNorm2d" and report.layer("conv1").type == "Conv2d"
+    assert all(row.type for row in report.layers)
