@@ -139,7 +139,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            p.error("--plot needs matplotlib: pip install 'micronet-score[plot]'")
+            p.error("--plot needs matplotlib: pip install matplotlib")
     if args.plot_rules not in COURSE_RULES + REFERENCE_RULES:
         p.error(f"--plot-rules must be one of {', '.join(COURSE_RULES + REFERENCE_RULES)}")
     return args

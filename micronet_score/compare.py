@@ -240,7 +240,7 @@ class Comparison:
 
     def to_pandas(self, depth: int | None = None) -> DataFrame:
         """One row per module with ``<metric>_before``/``<metric>_after``/``<metric>_delta`` columns (needs
-        ``pip install 'micronet-score[notebook]'``)."""
+        ``pip install pandas``)."""
         from micronet_score.render.frames import comparison_frame
 
         return comparison_frame(self, depth=depth)
@@ -248,7 +248,7 @@ class Comparison:
     def plot(self, depth: int | None = None, top: int = 12) -> Figure:
         """What compression changed: the ``top`` layers (however deep; merged to ``depth`` name levels when given)
         with the largest change of 32-bit-equivalent storage and operations, before against after, and the totals
-        by bit width. Returns the matplotlib Figure (``pip install 'micronet-score[plot]'``)."""
+        by bit width. Returns the matplotlib Figure (``pip install matplotlib``)."""
         from micronet_score.render.plots import comparison_plot
 
         return comparison_plot(self, depth=depth, top=top)

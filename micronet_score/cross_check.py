@@ -3,8 +3,7 @@ each difference explained.
 
 A MAC here is one multiplication (micronet-score's ``mults``; fvcore's unit; ``FlopCounterMode``'s FLOPs
 halved, since it counts a multiply-add as 2). Every count is per module *by itself* (children have their own
-rows) and per example. fvcore is an optional extra (``pip install micronet-score[crosscheck]``): without it
-its column is empty and a note says why.
+rows) and per example. fvcore is a dependency of the package; where it is missing its column is empty and a note says why.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def _module(name: str) -> Any:
         import safetensors
     except ImportError:
         raise CheckpointError(f"{name} is a safetensors file and reading it needs the safetensors package: "
-                              "pip install safetensors (or pip install 'micronet-score[safetensors]')") from None
+                              "pip install safetensors") from None
     return safetensors
 
 

@@ -357,7 +357,7 @@ def _read_imagefolder(path: Path, pre: Preprocessing) -> tuple[np.ndarray, np.nd
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - optional extra
-        raise DatasetError("reading an image folder needs Pillow: pip install 'micronet-score[images]'") from None
+        raise DatasetError("reading an image folder needs Pillow: pip install Pillow (in a clone: pip install -e '.[images]')") from None
     classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DatasetError(f"{path}: an image folder needs one sub-folder per class, found none")

@@ -17,7 +17,7 @@ def _pandas() -> Any:
     try:
         import pandas
     except ImportError as exc:
-        raise MissingExtraError("to_pandas() needs pandas: pip install 'micronet-score[notebook]'") from exc
+        raise MissingExtraError("to_pandas() needs pandas: pip install pandas (in a clone: pip install -e '.[notebook]')") from exc
     return pandas
 
 

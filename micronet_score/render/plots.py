@@ -26,7 +26,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as exc:
-        raise MissingExtraError("plots need matplotlib: pip install 'micronet-score[plot]'") from exc
+        raise MissingExtraError("plots need matplotlib: pip install matplotlib (in a clone: pip install -e '.[plot]')") from exc
     headless = sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and \
         not os.environ.get("WAYLAND_DISPLAY")
     if headless and "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
