@@ -29,7 +29,7 @@ def test_searchsorted_and_bucketize(fn_module, shapes_only):
     assert totals(fn_module, lambda x: torch.bucketize(x, EDGES, right=True), shapes_only=shapes_only) == (72, 0)
     # one sorted row per example (3 rows of B = 8, values sorted along the row) looked up by 2 values each:
     # 6 values x ceil(log2 9) = 4 = 24
-    fn = lambda x: torch.searchsorted(torch.sort(x, -1)[0], x[:, :2])  # noqa: E731
+    fn = lambda x: torch.searchsorted(torch.sort(x, -1)[0], x[:, :2].contiguous())  # noqa: E731
     # plus the sort: 3 rows x 7 x ceil(log2 9) = 4 = 84
     assert totals(fn_module, fn, shapes_only=shapes_only) == (24 + 84, 0)
 
@@ -61,6 +61,9 @@ def test_nonzero_and_argwhere_compare_each_value(fn_module):
     assert totals(fn_module, lambda x: torch.argwhere(x)) == (24, 0)
     assert totals(fn_module, lambda x: torch.nonzero(x, as_tuple=True)[1]) == (24, 0)
     assert totals(fn_module, lambda x: torch.where(x)[0], shapes_only=False) == (24, 0)
+    # nonzero_static has a fixed output size: it runs on the meta device too
+    fn = lambda x: torch.nonzero_static(x, size=5)  # noqa: E731
+    assert totals(fn_module, fn, shapes_only=True) == totals(fn_module, fn, shapes_only=False) == (24, 0)
     for fn in (torch.nonzero, torch.argwhere):
         with pytest.raises(ms.ValuesNeededError, match=r"aten\.nonzero.*shapes_only=False"):
             ms.count(fn_module(fn), X, shapes_only=True)
