@@ -11,8 +11,9 @@ counted once, each neighbour's checks counted per neighbour):
 - unnormalize each coordinate, ``c·mul + ofs``: 1 mult + 1 add per coordinate;
 - the padding mode, per coordinate computed: zeros nothing; border a clamp, 2 comparisons; reflection
   ``|c - lo|`` (1 add, 1 mult), ``fmod`` (1 mult), ``/ span`` and ``floor`` (2 mults), the parity test
-  ``flips & 1 == 0`` (2 mults), the two reflected candidates (2 adds), then the clamp (2 mults): 8 mults +
-  3 adds (2 mults, the clamp, when the axis has one value and ``align_corners``: the reference gives zeros);
+  ``flips & 1 == 0`` (2 mults; the int8 cast of ``flips`` is exact, free), the two reflected candidates
+  (2 adds), then the clamp (2 mults): 8 mults + 3 adds (2 mults, the clamp, when the axis has one value and
+  ``align_corners``: the reference gives zeros);
 - each neighbour read: the in-bounds test ``0 <= x < W and 0 <= y < H`` (4 comparisons, 3 logical ands) and
   the two index casts: 6 mults + 3 adds (a third coordinate: 9 mults + 5 adds).
 
@@ -59,18 +60,18 @@ def _padding(mode: int, size: int, align_corners: bool) -> tuple[int, int]:
     return 0, 0
 
 
-def _grid_call(call: OpCall) -> tuple[int, int, int, bool, int, int]:
-    """(interpolation, padding, locations, align_corners, channels, output elements)."""
+def _grid_call(call: OpCall) -> tuple[int, int, int, bool, int]:
+    """(interpolation, padding, output locations, align_corners, output elements)."""
     x, grid = call.args[0], call.args[1]
     interpolation = int(call.arg(2, "interpolation_mode", _BILINEAR))
     padding = int(call.arg(3, "padding_mode", _ZEROS))
     align = bool(call.arg(4, "align_corners", False))
     locations = grid.numel() // grid.shape[-1] if grid.dim() and grid.shape[-1] else 0
-    return interpolation, padding, locations, align, x.shape[1], locations * x.shape[1]
+    return interpolation, padding, locations, align, locations * x.shape[1]
 
 
 def _grid_2d(call: OpCall) -> Cost:
-    interpolation, padding, locations, align, _, elements = _grid_call(call)
+    interpolation, padding, locations, align, elements = _grid_call(call)
     height, width = call.args[0].shape[-2:]
     pad_m, pad_a = (a + b for a, b in zip(_padding(padding, width, align), _padding(padding, height, align)))
     if interpolation == _NEAREST:
@@ -81,7 +82,7 @@ def _grid_2d(call: OpCall) -> Cost:
 
 
 def _grid_3d(call: OpCall) -> Cost:
-    interpolation, padding, locations, align, _, elements = _grid_call(call)
+    interpolation, padding, locations, align, elements = _grid_call(call)
     sizes = call.args[0].shape[-3:]
     pads = [_padding(padding, size, align) for size in sizes]
     pad_m, pad_a = sum(p[0] for p in pads), sum(p[1] for p in pads)
