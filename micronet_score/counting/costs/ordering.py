@@ -6,8 +6,8 @@ mults (comparisons count as mults):
 - ``sort`` (and ``argsort``, ``msort``, which torch runs as ``sort``), ``mode`` (a sort, then a scan of equal
   neighbours): the full order, k = n;
 - ``topk(k)``: that k (``topk(1)`` is a max: n - 1);
-- ``kthvalue(k)``: the rank counted from the nearer end, min(k, n - k + 1) (the k-th smallest is the
-  (n - k + 1)-th largest; ``kthvalue(n)`` is a max);
+- ``kthvalue(k)``: that k, as the spec writes it (a k-th smallest past the middle is not re-counted from the
+  other end);
 - ``median`` / ``nanmedian`` (torch's lower median, rank ⌈n/2⌉): k = ⌈n/2⌉; without ``dim`` all values are one
   row;
 - ``unique`` (``torch.unique``: ``_unique2``/``_unique``) sorts all values: one row of n = numel, k = n;
@@ -73,7 +73,7 @@ def topk(call: OpCall) -> Cost:
 def kthvalue(call: OpCall) -> Cost:
     k = int(call.arg(1, "k"))
     rows, n = _rows(call.args[0], _dim(call, 2))
-    return Cost(rows * comparisons(n, min(k, n - k + 1)), 0)
+    return Cost(rows * comparisons(n, k), 0)
 
 
 @register(aten.median, aten.nanmedian)
