@@ -275,6 +275,18 @@ def explain_params(model: torch.nn.Module, report: ms.Report) -> tuple[list[tupl
         n = sum(v for _, v in free)
         items.append((f"{SPEC_FREE}non-persistent buffer(s) stored: {_names([b for b, _ in free])}: "
                       f"+{n:,} values", n))
+    parametrized = {c.split(".parametrizations.")[0] + "." + c.split(".parametrizations.")[1].split(".")[0]: c
+                    for c in rest if ".parametrizations." in c}
+    results = [(n, v) for n, v in derived if n in parametrized]
+    if results:
+        sources = [c for c in rest if c in parametrized.values() or any(
+            c.startswith(n.rsplit(".", 1)[0] + ".parametrizations." + n.rsplit(".", 1)[1] + ".") for n, _ in results)]
+        d, r = sum(v for _, v in results), sum(numel[c] for c in sources)
+        items.append((f"parametrized weight(s) priced by their result (spec §3: weight norm and the like; its "
+                      f"scale costs nothing): {_names([n for n, _ in results])} ({d:,} values) in place of "
+                      f"{_names(sources)} ({r:,} values)", d - r))
+        derived = [(n, v) for n, v in derived if n not in parametrized]
+        rest = [c for c in rest if c not in sources]
     if derived or rest:
         d = sum(v for _, v in derived)
         r = sum(numel[c] for c in rest)
