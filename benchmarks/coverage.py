@@ -114,6 +114,7 @@ class _Recorder(TorchDispatchMode):
         for t in inputs:
             self.dependent[t] = True
         self.reads_inputs: set[str] = set()  # modules whose products read an input-dependent value
+        self.read: set[int] = set()  # ids of every tensor an operator read
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
         kwargs = kwargs or {}
@@ -121,6 +122,7 @@ class _Recorder(TorchDispatchMode):
         name = func._schema.name.split("::")[-1]
         module = self.stack[-1] if self.stack else ""
         tensors = [a for a in pytree.tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)]
+        self.read.update(id(t) for t in tensors)
         dependent = any(t in self.dependent for t in tensors)
         if dependent:
             for t in pytree.tree_leaves(out):
@@ -200,7 +202,8 @@ def flop_counter(model: torch.nn.Module, args: tuple, kwargs: dict) -> Peer:
 
 
 # ---------------------------------------------------------------------- parameters, explained
-def explain_params(model: torch.nn.Module, report: ms.Report) -> tuple[list[tuple[str, int]], set[str]]:
+def explain_params(model: torch.nn.Module, report: ms.Report, read: set[int] | None = None
+                   ) -> tuple[list[tuple[str, int]], set[str]]:
     """The report's parameter count minus ``sum(p.numel())``, split into (explanation, signed count) items
     read from what the report stored; and the parameters not stored as themselves (never read, or read only
     through a constant computed from weights)."""
@@ -257,10 +260,17 @@ def explain_params(model: torch.nn.Module, report: ms.Report) -> tuple[list[tupl
     rest = [c for c in rest if c not in norm_params]
     unused = set(report.unused)
     never = [c for c in rest if c in unused or any(a in unused for a, b in alias.items() if b == c)]
-    if never:
-        n = sum(numel[c] for c in never)
-        items.append((f"{len(never)} parameter(s) in `report.unused` (read by no priced operator: not at all, "
-                      f"or only to compute a constant), not stored ({_names(never)}): {n:,} values", -n))
+    params = dict(model.named_parameters())
+    touched = [c for c in never if read is not None and id(params[c]) in read]
+    untouched = [c for c in never if c not in touched]
+    if untouched:
+        n = sum(numel[c] for c in untouched)
+        items.append((f"{len(untouched)} parameter(s) the forward never reads (in `report.unused`; no operator "
+                      f"touched them in the traced run), not stored ({_names(untouched)}): {n:,} values", -n))
+    if touched:
+        n = sum(numel[c] for c in touched)
+        items.append((f"{SPEC_SOURCES}{len(touched)} parameter(s) in `report.unused` that the forward does read, "
+                      f"only to compute constants (traced run), not stored ({_names(touched)}): {n:,} values", -n))
     rest = [c for c in rest if c not in never]
     for c, stored, whole in partial:
         items.append((f"{SPEC_WHOLE}`{c}` ({whole:,} values) stored as the values the forward reads from it "
@@ -342,7 +352,6 @@ def measure(name: str, source: str, model: torch.nn.Module, inputs: Any) -> Row:
         except MicronetError as exc:
             row.strict = f"no ({type(exc).__name__}: {_first_line(exc)})"
     row.params = report.params
-    row.param_items, _ = explain_params(model, report)
     row.notes = list(report.warnings)
     batch = report.batch_size
     ours_dense: dict[str, float] = defaultdict(float)
@@ -359,7 +368,9 @@ def measure(name: str, source: str, model: torch.nn.Module, inputs: Any) -> Row:
         peer = flop_counter(model, args, kwargs)
     except Exception as exc:  # noqa: BLE001 - the peer failing is a result
         row.mac_items.append(f"FlopCounterMode failed ({type(exc).__name__}: {_first_line(exc)})")
+        row.param_items, _ = explain_params(model, report)
     else:
+        row.param_items, _ = explain_params(model, report, peer.recorder.read)
         row.fcm_dense = peer.total_dense / batch
         shapes = [s for calls in peer.recorder.attention.values() for s in calls]
         products, extra = attention_products(shapes)
