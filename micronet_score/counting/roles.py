@@ -46,7 +46,7 @@ for _names, _positions in (
       "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "cudnn_convolution",
       "cudnn_convolution_transpose", "mkldnn_convolution", "_convolution_mode", "conv_tbc"), (0, 1)),
     (("mm", "bmm", "matmul", "_int_mm", "mv", "dot", "vdot", "linear", "bilinear", "_scaled_mm",
-      "_weight_int8pack_mm", "_weight_int4pack_mm", "tensordot", "inner", "outer", "ger", "kron"), (0, 1)),
+      "_weight_int8pack_mm", "_weight_int4pack_mm", "_grouped_mm", "tensordot", "inner", "outer", "ger", "kron"), (0, 1)),
     (("addmm", "baddbmm", "addbmm", "addmv", "addr", "_addmm_activation"), (1, 2)),
     (("_trilinear",), (0, 1, 2)),  # nn.Bilinear: x1, its weight and x2 all multiplied
     (("embedding", "embedding_bag", "_embedding_bag", "_embedding_bag_forward_only", "index_select"), (0,)),

@@ -183,3 +183,37 @@ def test_trilinear_in_another_layout(fn_module):
     r = ms.count(fn_module(lambda x: torch._trilinear(x, x.flip(-1), x * 1.0, [], [], [], [1], 0)), (2, 3),
                  strict=True)
     assert (r.mults, r.adds) == (6 + 3, 2)  # x * 1.0 is 3 mults more
+
+
+def test_grouped_mm_of_a_mixture_of_experts(fn_module):
+    """Mixtral's experts run as one aten._grouped_mm (was unsupported; FlopCounterMode has no formula either)."""
+    offs = torch.tensor([2, 4, 6], dtype=torch.int32)
+    # 6 tokens (K = 8) against 3 experts of (8, 4), 2 tokens each: 6 x 4 outputs, 8 mults and 7 adds each
+    r = ms.count(fn_module(lambda a, b: torch._grouped_mm(a, b, offs=offs)),
+                 (torch.randn(6, 8), torch.randn(3, 8, 4)), batch_size=1, strict=True, shapes_only=False)
+    assert (r.mults, r.adds) == (6 * 4 * 8, 6 * 4 * 7) == (192, 168)
+    # (5, 12) @ (12, 4) with offs splitting K into 3 groups of 4: output (3, 5, 4), 60 outputs of 4 mults and
+    # 3 adds = 240 mults, 180 adds
+    split = torch.tensor([4, 8, 12], dtype=torch.int32)
+    r = ms.count(fn_module(lambda a, b: torch._grouped_mm(a, b, offs=split)),
+                 (torch.randn(5, 12), torch.randn(12, 4)), batch_size=1, strict=True, shapes_only=False)
+    assert (r.mults, r.adds) == (240, 180)
+
+
+def test_grouped_mm_expert_weights_are_stored_as_weights():
+    """An expert weight read by _grouped_mm is a multiplied operand: a pruned one costs its non-zeros plus its
+    bitmask, not the dense vector price."""
+    class Experts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            w = torch.randn(3, 8, 4)
+            w[:, :4] = 0  # half of every expert zero: 48 of 96 values
+            self.w = nn.Parameter(w)
+
+        def forward(self, x):
+            return torch._grouped_mm(x, self.w, offs=torch.tensor([2, 4, 6], dtype=torch.int32))
+
+    r = ms.count(Experts(), torch.randn(6, 8), batch_size=1, strict=True)
+    row = next(t for t in r.tensors if t.name.endswith("w"))
+    # 48 non-zeros + 96 mask bits = 48 + 3 = 51 32-bit values, at the 16-bit freebie 24 + 3 = 27
+    assert (row.nonzero_params, row.mask_bits, row.role) == (48, 96, "weight") and r.param_storage == 27

@@ -60,6 +60,25 @@ def linear(call: OpCall) -> Cost:
     return Cost(rows * n * k, rows * n * (k - 1) + (rows * n if bias is not None else 0))
 
 
+@register(*maybe("_grouped_mm"), kind="linear", mult_operands=(0, 1))
+def grouped_mm(call: OpCall) -> Cost:
+    """Groups of products in one call (mixture-of-experts layers: tokens (T, K) against expert weights (G, K, N),
+    ``offs`` marking each expert's rows): every output element is one dot product of its group's length. A
+    split of the reduced dimension ((M, K) @ (K, N), ``offs`` over K, output (G, M, N)) sums each group's K_g
+    values: M*N*K mults and M*N*K - G*M*N adds (every group taken as non-empty: the offsets are values). Dense:
+    the weights' zeros are not read per expert."""
+    a, b, out = call.args[0], call.args[1], call.out
+    bias = call.arg(3, "bias")
+    outputs = out.numel()
+    if a.dim() == 2 and b.dim() == 2:  # offs split the reduced dimension
+        mults = a.shape[0] * b.shape[1] * a.shape[1]
+        adds = mults - outputs
+    else:
+        mults = outputs * a.shape[-1]
+        adds = outputs * (a.shape[-1] - 1)
+    return Cost(mults, adds + (outputs if bias is not None else 0))
+
+
 @register(aten.mv)
 def mv(call: OpCall) -> Cost:
     return _product(call, call.args[0], call.args[1].unsqueeze(-1), None)
