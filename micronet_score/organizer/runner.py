@@ -1,0 +1,216 @@
+"""Each leaderboard entry in its own child process: at most ``workers`` at once, each under a wall-time and a
+memory limit, each row handed back as soon as its entry finishes.
+
+A child that dies fails only its own entry, with the cause ("worker died: killed by SIGSEGV (segmentation
+fault)"); an entry that calls ``exit()`` or ``os._exit()`` fails itself, never the board. Failures of the machinery
+(a process that cannot be started, a child stopped from outside by SIGTERM) are reported with ``stored=False``:
+they are no entry's result, and a rerun retries them. Children are started by a fork server that has already
+imported torch (Linux; elsewhere they are spawned), end with their parent (``kill -9`` included), and on Ctrl-C
+are ended at once while the rows already handed back stay with the caller.
+
+Rows travel back as JSON (never pickle: a hostile entry's process cannot run code in the parent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from micronet_score.organizer.limits import OUTSIDE_SIGNALS, describe_exit, signal_name
+
+MAX_ROW_BYTES = 1 << 20  # a row is a few hundred bytes; a child that sends more is refused
+REAP_SECONDS = 5.0  # how long a child that sent its row may take to exit before it is killed
+
+# (key, row, stored): stored=False for machinery failures, which must not be kept as the entry's result
+OnResult = Callable[[str, dict[str, Any], bool], None]
+
+
+class BoardInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) while entries were running: ``scored`` rows were kept, ``left`` entries were not scored."""
+
+    def __init__(self, scored: int, left: int, where: str = "") -> None:
+        super().__init__(scored, left, where)
+        self.scored, self.left, self.where = scored, left, where
+
+    def __str__(self) -> str:
+        kept = f" (kept in {self.where})" if self.where else ""
+        return (f"interrupted: {self.scored} entr{'y' if self.scored == 1 else 'ies'} scored in this run"
+                f"{kept}, {self.left} not scored; run the same command to resume")
+
+
+@dataclass
+class _Job:
+    key: str
+    task: Mapping[str, Any]
+    process: Any
+    reader: Any
+    started: float
+    row: dict[str, Any] | None = None
+    closed: bool = False  # the child closed its end without a row
+
+
+def machinery_row(task: Mapping[str, Any], cause: str) -> dict[str, Any]:
+    """The (unstored) row of an entry that was not scored because the machinery failed."""
+    entry = task.get("entry") or {}
+    return {"name": str(entry.get("name", "?")), "model": entry.get("model"), "weights": entry.get("weights"),
+            "error": f"not scored: {cause}; the same command retries it", "published": False}
+
+
+def failure_row(task: Mapping[str, Any], error: str) -> dict[str, Any]:
+    """The row of an entry whose process failed (its own fault: stored)."""
+    entry = task.get("entry") or {}
+    return {"name": str(entry.get("name", "?")), "model": entry.get("model"), "args": entry.get("args") or {},
+            "weights": entry.get("weights"), "error": error, "published": False}
+
+
+def _context() -> Any:
+    import multiprocessing
+
+    if sys.platform.startswith("linux"):
+        ctx = multiprocessing.get_context("forkserver")
+        # the fork server imports torch and the scorer once; each child is a fork of it (milliseconds, not seconds)
+        ctx.set_forkserver_preload(["micronet_score.organizer.scoring"])
+        return ctx
+    return multiprocessing.get_context("spawn")  # pragma: no cover - macOS, Windows
+
+
+def _child_main(task: Mapping[str, Any], writer: Any, memory: int | None, parent_pid: int) -> None:
+    """In the child: limits first, then the entry; the row goes back as JSON, and the process ends at once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends its children
+    with contextlib.suppress(AttributeError, OSError):  # not on Windows
+        os.setpgid(0, 0)  # own process group: a timeout ends what the entry started too
+    from micronet_score.organizer.limits import apply_memory_limit, die_with_parent
+
+    die_with_parent(parent_pid)
+    limited = apply_memory_limit(memory)
+    try:
+        from micronet_score.organizer.scoring import score_entry
+
+        row = score_entry({**task, "memory_limit": memory if limited else None})
+    except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... raised by the entry's code
+        detail = " ".join(str(exc).split())[:200]
+        row = failure_row(task, f"the entry's code raised {type(exc).__name__}"
+                                + (f"({detail})" if detail else "") + " while being scored")
+    try:
+        payload = json.dumps(row, default=str).encode()
+    except (TypeError, ValueError) as exc:
+        payload = json.dumps(failure_row(task, f"its row cannot be written as JSON: {exc}"), default=str).encode()
+    writer.send_bytes(payload)
+    writer.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # nothing the entry registered (atexit, threads) runs after its row is sent
+
+
+def _kill(process: Any) -> None:
+    if process.pid is None:
+        return
+    for kill in (lambda: os.killpg(process.pid, signal.SIGKILL), process.kill):
+        with contextlib.suppress(AttributeError, OSError):
+            kill()
+    process.join(REAP_SECONDS)
+
+
+def run_entries(todo: Sequence[tuple[str, Mapping[str, Any]]], on_result: OnResult, *, workers: int = 1,
+                timeout: float | None = None, memory: int | None = None) -> int:
+    """Score each ``(key, task)`` of ``todo`` in a child process, at most ``workers`` at once, and call
+    ``on_result(key, row, stored)`` as each ends. ``timeout``: seconds of wall time per entry (None: none);
+    ``memory``: bytes of address space per entry (None: none). Returns the number of rows with ``stored=True``;
+    Ctrl-C ends the running children and raises :class:`BoardInterrupted`."""
+    from multiprocessing.connection import wait
+
+    pending = deque(todo)
+    running: list[_Job] = []
+    kept = 0
+    ctx = None
+
+    def finish(job: _Job, row: dict[str, Any], stored: bool) -> None:
+        nonlocal kept
+        running.remove(job)
+        row["name"] = str(job.task["entry"].get("name", "?"))  # a child cannot take another entry's name
+        on_result(job.key, row, stored)
+        kept += stored
+
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                key, task = pending.popleft()
+                job = None
+                try:
+                    if ctx is None:
+                        ctx = _context()
+                    reader, writer = ctx.Pipe(duplex=False)
+                    process = ctx.Process(target=_child_main, args=(task, writer, memory, os.getpid()),
+                                          name=f"micronet-entry-{task['entry'].get('name', '?')}", daemon=False)
+                    job = _Job(key, task, process, reader, time.monotonic())
+                    running.append(job)
+                    process.start()
+                    writer.close()
+                except Exception as exc:  # the machinery, not the entry: not stored, retried by a rerun
+                    if job is not None:
+                        running.remove(job)
+                    on_result(key, machinery_row(task, f"could not start a process ({type(exc).__name__}: "
+                                                       f"{' '.join(str(exc).split())[:200]})"), False)
+            now = time.monotonic()
+            wait_for = 1.0
+            if timeout is not None:
+                wait_for = min(wait_for, max(0.0, min(j.started + timeout for j in running) - now))
+            wait([j.reader for j in running if j.row is None and not j.closed]
+                 + [j.process.sentinel for j in running], wait_for)
+            for job in list(running):
+                _step(job, timeout, finish)
+    except KeyboardInterrupt:
+        for job in running:
+            _kill(job.process)
+        raise BoardInterrupted(kept, len(running) + len(pending)) from None
+    finally:
+        for job in running:  # an error of our own: leave no child behind
+            _kill(job.process)
+    return kept
+
+
+def _step(job: _Job, timeout: float | None, finish: Callable[[_Job, dict[str, Any], bool], None]) -> None:
+    """Look at one running child: its row, its end, or its deadline."""
+    if job.row is None and not job.closed and job.reader.poll():
+        try:
+            data = job.reader.recv_bytes(MAX_ROW_BYTES)
+            row = json.loads(data)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+            job.row = row
+        except EOFError:  # closed without a row: the process is ending; its exit status tells why
+            job.closed = True
+        except (OSError, ValueError) as exc:
+            _kill(job.process)
+            finish(job, failure_row(job.task, f"worker sent an unreadable row ({type(exc).__name__})"), True)
+            return
+    if job.row is not None:
+        job.process.join(REAP_SECONDS)
+        if job.process.exitcode is None:
+            _kill(job.process)
+        finish(job, job.row, True)
+        return
+    if job.process.exitcode is not None:
+        if not job.closed and job.reader.poll():  # the row came with the end
+            _step(job, timeout, finish)
+            return
+        code = job.process.exitcode
+        if code < 0 and signal_name(-code) in OUTSIDE_SIGNALS:
+            finish(job, machinery_row(job.task, f"its process was stopped from outside ({describe_exit(code)})"),
+                   False)
+        else:
+            finish(job, failure_row(job.task, f"worker died: {describe_exit(code)} before reporting a result"), True)
+        return
+    if timeout is not None and time.monotonic() - job.started >= timeout:
+        _kill(job.process)
+        seconds = f"{timeout:g}" if math.isfinite(timeout) else str(timeout)
+        finish(job, failure_row(job.task, f"timed out after {seconds} s"), True)
