@@ -11,6 +11,7 @@ Shared by the leaderboard's entry runner and by any other step that runs code in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -83,10 +84,13 @@ def apply_memory_limit(nbytes: int | None) -> bool:
     return True
 
 
-def die_with_parent(parent_pid: int | None = None, poll: float = 0.5) -> None:
+def die_with_parent(parent_pid: int | None = None, lifeline: int | None = None, poll: float = 0.5) -> None:
     """End this process when its parent ends, ``kill -9`` included: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on
-    Linux, plus a daemon thread that polls ``os.getppid()`` (and ``parent_pid``, the process that started the
-    work, when given) as a fallback on every platform."""
+    Linux, plus a daemon thread that watches ``lifeline`` (the read end of a pipe whose write end only the parent
+    holds: end of file when the parent is gone, even while it is an unreaped zombie) and polls ``os.getppid()``
+    and ``parent_pid`` (the process that started the work, when not the direct parent, as with a fork server)."""
+    import select
+
     original = os.getppid()
     if sys.platform.startswith("linux"):
         try:
@@ -100,6 +104,13 @@ def die_with_parent(parent_pid: int | None = None, poll: float = 0.5) -> None:
     def orphaned() -> bool:
         if os.getppid() != original:
             return True
+        if lifeline is not None:
+            try:
+                ready, _, _ = select.select([lifeline], [], [], 0)
+                if ready and not os.read(lifeline, 1):
+                    return True
+            except (OSError, ValueError):
+                return True
         if parent_pid is not None:
             try:
                 os.kill(parent_pid, 0)
@@ -113,9 +124,14 @@ def die_with_parent(parent_pid: int | None = None, poll: float = 0.5) -> None:
         os._exit(70)
 
     def watch() -> None:
-        while not orphaned():
-            threading.Event().wait(poll)
-        os._exit(70)
+        while True:
+            if lifeline is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    select.select([lifeline], [], [], poll)
+            else:
+                threading.Event().wait(poll)
+            if orphaned():
+                os._exit(70)
 
     threading.Thread(target=watch, name="micronet-parent-watch", daemon=True).start()
 

@@ -83,14 +83,14 @@ def _context() -> Any:
     return multiprocessing.get_context("spawn")  # pragma: no cover - macOS, Windows
 
 
-def _child_main(task: Mapping[str, Any], writer: Any, memory: int | None, parent_pid: int) -> None:
+def _child_main(task: Mapping[str, Any], writer: Any, memory: int | None, parent_pid: int, lifeline: Any) -> None:
     """In the child: limits first, then the entry; the row goes back as JSON, and the process ends at once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends its children
     with contextlib.suppress(AttributeError, OSError):  # not on Windows
         os.setpgid(0, 0)  # own process group: a timeout ends what the entry started too
     from micronet_score.organizer.limits import apply_memory_limit, die_with_parent
 
-    die_with_parent(parent_pid)
+    die_with_parent(parent_pid, lifeline.fileno())
     limited = apply_memory_limit(memory)
     try:
         from micronet_score.organizer.scoring import score_entry
@@ -132,6 +132,7 @@ def run_entries(todo: Sequence[tuple[str, Mapping[str, Any]]], on_result: OnResu
     running: list[_Job] = []
     kept = 0
     ctx = None
+    lifeline = None  # (read, write): only this process holds the write end; children see EOF when it dies
 
     def finish(job: _Job, row: dict[str, Any], stored: bool) -> None:
         nonlocal kept
@@ -146,14 +147,16 @@ def run_entries(todo: Sequence[tuple[str, Mapping[str, Any]]], on_result: OnResu
                 key, task = pending.popleft()
                 job = None
                 try:
-                    if ctx is None:
+                    if ctx is None or lifeline is None:
                         ctx = _context()
+                        lifeline = ctx.Pipe(duplex=False)
                     reader, writer = ctx.Pipe(duplex=False)
-                    process = ctx.Process(target=_child_main, args=(task, writer, memory, os.getpid()),
+                    process = ctx.Process(target=_child_main, args=(task, writer, memory, os.getpid(), lifeline[0]),
                                           name=f"micronet-entry-{task['entry'].get('name', '?')}", daemon=False)
                     job = _Job(key, task, process, reader, time.monotonic())
                     running.append(job)
-                    process.start()
+                    process.start()  # the first start also starts the fork server (seconds): not the entry's time
+                    job.started = time.monotonic()
                     writer.close()
                 except Exception as exc:  # the machinery, not the entry: not stored, retried by a rerun
                     if job is not None:
@@ -175,6 +178,8 @@ def run_entries(todo: Sequence[tuple[str, Mapping[str, Any]]], on_result: OnResu
     finally:
         for job in running:  # an error of our own: leave no child behind
             _kill(job.process)
+        for end in lifeline or ():
+            end.close()
     return kept
 
 
