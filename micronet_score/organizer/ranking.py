@@ -252,7 +252,9 @@ def _run_on_executor(todo: Sequence[tuple[str, Mapping[str, Any]]], record: Any,
             key, task = futures[future]
             try:
                 row = future.result()
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a lost worker, or SystemExit on an in-process executor
                 record(key, machinery_row(task, f"worker failed ({type(exc).__name__}: "
                                                 f"{' '.join(str(exc).split())[:200]})"), False)
             else:

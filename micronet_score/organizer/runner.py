@@ -3,7 +3,8 @@ memory limit, each row handed back as soon as its entry finishes.
 
 A child that dies fails only its own entry, with the cause ("worker died: killed by SIGSEGV (segmentation
 fault)"); an entry that calls ``exit()`` or ``os._exit()`` fails itself, never the board. Failures of the machinery
-(a process that cannot be started, a child stopped from outside by SIGTERM) are reported with ``stored=False``:
+(a process that cannot be started or dies before the entry's code runs, a child stopped from outside by
+SIGTERM) are reported with ``stored=False``:
 they are no entry's result, and a rerun retries them. Children are started by a fork server that has already
 imported torch (Linux; elsewhere they are spawned), end with their parent (``kill -9`` included), and on Ctrl-C
 are ended at once while the rows already handed back stay with the caller.
@@ -28,6 +29,7 @@ from typing import Any
 from micronet_score.organizer.limits import OUTSIDE_SIGNALS, describe_exit, signal_name
 
 MAX_ROW_BYTES = 1 << 20  # a row is a few hundred bytes; a child that sends more is refused
+BEGIN = b"begin"  # the child's first message: set up, about to run the entry's code
 REAP_SECONDS = 5.0  # how long a child that sent its row may take to exit before it is killed
 
 # (key, row, stored): stored=False for machinery failures, which must not be kept as the entry's result
@@ -56,6 +58,7 @@ class _Job:
     started: float
     row: dict[str, Any] | None = None
     closed: bool = False  # the child closed its end without a row
+    began: bool = False  # the child said it is about to run the entry's code
 
 
 def machinery_row(task: Mapping[str, Any], cause: str) -> dict[str, Any]:
@@ -91,10 +94,11 @@ def _child_main(task: Mapping[str, Any], writer: Any, memory: int | None, parent
     from micronet_score.organizer.limits import apply_memory_limit, die_with_parent
 
     die_with_parent(parent_pid, lifeline.fileno())
-    limited = apply_memory_limit(memory)
-    try:
-        from micronet_score.organizer.scoring import score_entry
+    from micronet_score.organizer.scoring import score_entry
 
+    limited = apply_memory_limit(memory)
+    writer.send_bytes(BEGIN)  # from here on, whatever happens is the entry's doing
+    try:
         row = score_entry({**task, "memory_limit": memory if limited else None})
     except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... raised by the entry's code
         detail = " ".join(str(exc).split())[:200]
@@ -188,6 +192,10 @@ def _step(job: _Job, timeout: float | None, finish: Callable[[_Job, dict[str, An
     if job.row is None and not job.closed and job.reader.poll():
         try:
             data = job.reader.recv_bytes(MAX_ROW_BYTES)
+            if data == BEGIN and not job.began:
+                job.began = True
+                _step(job, timeout, finish)
+                return
             row = json.loads(data)
             if not isinstance(row, dict):
                 raise ValueError("not a JSON object")
@@ -209,7 +217,10 @@ def _step(job: _Job, timeout: float | None, finish: Callable[[_Job, dict[str, An
             _step(job, timeout, finish)
             return
         code = job.process.exitcode
-        if code < 0 and signal_name(-code) in OUTSIDE_SIGNALS:
+        if not job.began:  # ended before the entry's code ran: our failure (an import, a limit too small)
+            finish(job, machinery_row(job.task, f"its process {describe_exit(code)} before the entry began"),
+                   False)
+        elif code < 0 and signal_name(-code) in OUTSIDE_SIGNALS:
             finish(job, machinery_row(job.task, f"its process was stopped from outside ({describe_exit(code)})"),
                    False)
         else:
@@ -217,5 +228,8 @@ def _step(job: _Job, timeout: float | None, finish: Callable[[_Job, dict[str, An
         return
     if timeout is not None and time.monotonic() - job.started >= timeout:
         _kill(job.process)
+        if not job.began:  # the entry's code never ran: an overloaded machine, not the entry
+            finish(job, machinery_row(job.task, f"its process did not begin within {timeout:g} s"), False)
+            return
         seconds = f"{timeout:g}" if math.isfinite(timeout) else str(timeout)
         finish(job, failure_row(job.task, f"timed out after {seconds} s"), True)

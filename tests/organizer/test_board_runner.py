@@ -112,11 +112,12 @@ def test_hostile_entries_fail_alone_and_are_not_rescored(challenge, tmp_path):
 
 
 def test_machinery_failures_are_shown_never_stored(challenge, tmp_path, monkeypatch):
-    manifest = _manifest(challenge, *(entry(f"c{c}", f"subs/const{c}.pt", c) for c in range(3)))
+    manifest = _manifest(challenge, *(entry(f"c{c}", f"subs/const{c}.pt", c) for c in range(4)))
     real = runner._context
 
     class NoStart:
-        """A context whose processes for entry c1 cannot start (as when the system is out of processes)."""
+        """A context whose process for entry c1 cannot start (as when the system is out of processes), and whose
+        process for c2 exits before the entry begins (as when the child cannot import the scorer)."""
 
         def __init__(self) -> None:
             self.ctx = real()
@@ -125,6 +126,8 @@ def test_machinery_failures_are_shown_never_stored(challenge, tmp_path, monkeypa
             return self.ctx.Pipe(duplex)
 
         def Process(self, **kw):  # noqa: N802
+            if kw["name"].endswith("-c2"):
+                kw.update(target=os._exit, args=(1,))
             process = self.ctx.Process(**kw)
             if kw["name"].endswith("-c1"):
                 def refuse():
@@ -137,11 +140,14 @@ def test_machinery_failures_are_shown_never_stored(challenge, tmp_path, monkeypa
     board = ms.leaderboard(manifest, out, workers=2)
     rows = _rows(board)
     assert rows["c1"]["error"].startswith("not scored: could not start a process (BlockingIOError: [Errno 11]")
-    assert (rows["c0"]["correct"], rows["c2"]["correct"]) == (20, 10)  # 20 zeros, 10 twos
-    assert (board.scored, board.unscored) == (2, 1) and len(ResultStore(out / "results.sqlite")) == 2
+    assert rows["c2"]["error"] == ("not scored: its process exited with status 1 before the entry began; the "
+                                   "same command retries it")
+    assert (rows["c0"]["correct"], rows["c3"]["correct"]) == (20, 5)  # 20 zeros, 5 threes
+    assert (board.scored, board.unscored) == (2, 2) and len(ResultStore(out / "results.sqlite")) == 2
     monkeypatch.setattr(runner, "_context", real)
     again = ms.leaderboard(manifest, out, workers=2)
-    assert (again.scored, again.unscored) == (1, 0) and _rows(again)["c1"]["correct"] == 15  # 15 ones
+    assert (again.scored, again.unscored) == (2, 0)
+    assert (_rows(again)["c1"]["correct"], _rows(again)["c2"]["correct"]) == (15, 10)  # 15 ones, 10 twos
 
 
 def test_interrupt_with_two_workers_then_resume_loses_and_duplicates_nothing(challenge, tmp_path):
