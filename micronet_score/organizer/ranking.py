@@ -29,7 +29,7 @@ from typing import Any
 from micronet_score.organizer.errors import SubmissionError
 from micronet_score.organizer.fingerprint import code_digest, content_digest, file_digest
 from micronet_score.organizer.limits import DEFAULT_ENTRY_MEMORY, DEFAULT_ENTRY_TIMEOUT, parse_memory
-from micronet_score.organizer.runner import BoardInterrupted, run_entries
+from micronet_score.organizer.runner import CODE_FILES, BoardInterrupted, run_entries
 from micronet_score.organizer.scoring import score_entry
 from micronet_score.organizer.store import ResultStore, StoreError, board_lock
 from micronet_score.organizer.submissions import read_toml
@@ -189,7 +189,7 @@ def leaderboard(manifest: str | Path, out: str | Path | None = None, *, workers:
         todo = []
         for key, task in tasks:
             found = store.get(key)
-            if found is not None:
+            if found is not None and _code_unchanged(found, base):
                 rows[key] = found
             else:
                 todo.append((key, task))
@@ -210,7 +210,7 @@ def leaderboard(manifest: str | Path, out: str | Path | None = None, *, workers:
         except KeyboardInterrupt:
             raise BoardInterrupted(counts["scored"], len(todo) - counts["scored"],
                                    str(out_dir / "results.sqlite")) from None
-        ordered = [rows[key] for key, _ in tasks]
+        ordered = [{k: v for k, v in rows[key].items() if k != CODE_FILES} for key, _ in tasks]
         if against:
             from micronet_score.organizer.field import published
 
@@ -223,6 +223,22 @@ def leaderboard(manifest: str | Path, out: str | Path | None = None, *, workers:
             raise StoreError(f"cannot write the leaderboard files in {out_dir}: {exc}; the scored rows are kept "
                              "in results.sqlite, rerun once the folder is writable") from None
     return board
+
+
+def _code_unchanged(row: Mapping[str, Any], base: Path) -> bool:
+    """Whether every local source file the entry's process imported (its row's ``code_files``, dynamic imports
+    included) still has the bytes it had: a stored row made by other code is scored again."""
+    files = row.get(CODE_FILES) or {}
+    if not isinstance(files, dict):
+        return False
+    for name, digest in files.items():
+        path = Path(name) if Path(name).is_absolute() else base / name
+        try:
+            if content_digest(path) != digest:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def _check_timeout(value: Any) -> float | None:

@@ -24,11 +24,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from micronet_score.organizer.limits import OUTSIDE_SIGNALS, describe_exit, signal_name
 
 MAX_ROW_BYTES = 1 << 20  # a row is a few hundred bytes; a child that sends more is refused
+CODE_FILES = "code_files"  # kept in the store (to see whether a row is stale), never in published files
 BEGIN = b"begin"  # the child's first message: set up, about to run the entry's code
 REAP_SECONDS = 5.0  # how long a child that sent its row may take to exit before it is killed
 
@@ -63,16 +65,32 @@ class _Job:
 
 def machinery_row(task: Mapping[str, Any], cause: str) -> dict[str, Any]:
     """The (unstored) row of an entry that was not scored because the machinery failed."""
-    entry = task.get("entry") or {}
-    return {"name": str(entry.get("name", "?")), "model": entry.get("model"), "weights": entry.get("weights"),
-            "error": f"not scored: {cause}; the same command retries it", "published": False}
+    return failure_row(task, f"not scored: {cause}; the same command retries it")
 
 
 def failure_row(task: Mapping[str, Any], error: str) -> dict[str, Any]:
-    """The row of an entry whose process failed (its own fault: stored)."""
+    """The row of an entry whose process failed (its own fault: stored): every row field, no result."""
+    from micronet_score.organizer.scoring import ROW_FIELDS
+
     entry = task.get("entry") or {}
-    return {"name": str(entry.get("name", "?")), "model": entry.get("model"), "args": entry.get("args") or {},
-            "weights": entry.get("weights"), "error": error, "published": False}
+    row: dict[str, Any] = {field: None for field in ROW_FIELDS}
+    row.update(name=str(entry.get("name", "?")), model=entry.get("model"), args=entry.get("args") or {},
+               weights=entry.get("weights"), weights_sha256=None, error=error, published=False)
+    return row
+
+
+def local_modules_loaded(before: set[str], base: str) -> dict[str, str]:
+    """``{path: sha256}`` of the modules imported since ``before`` (names in ``sys.modules``) from outside the
+    installed packages: the code an entry actually ran, dynamic imports included (paths relative to ``base``)."""
+    from micronet_score.organizer.fingerprint import _is_installed, _shown, file_digest
+
+    found = {}
+    for name in set(sys.modules) - before:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if isinstance(path, str) and path.endswith(".py") and os.path.isfile(path) and not _is_installed(path):
+            with contextlib.suppress(OSError):
+                found[_shown(os.path.realpath(path), Path(base).resolve())] = file_digest(path)
+    return dict(sorted(found.items()))
 
 
 def _context() -> Any:
@@ -97,9 +115,11 @@ def _child_main(task: Mapping[str, Any], writer: Any, memory: int | None, parent
     from micronet_score.organizer.scoring import score_entry
 
     limited = apply_memory_limit(memory)
+    before = set(sys.modules)
     writer.send_bytes(BEGIN)  # from here on, whatever happens is the entry's doing
     try:
         row = score_entry({**task, "memory_limit": memory if limited else None})
+        row[CODE_FILES] = local_modules_loaded(before, str(task.get("base", ".")))
     except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... raised by the entry's code
         detail = " ".join(str(exc).split())[:200]
         row = failure_row(task, f"the entry's code raised {type(exc).__name__}"

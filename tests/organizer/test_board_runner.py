@@ -255,6 +255,39 @@ def test_rows_follow_the_model_code_and_the_data_contents(challenge, tmp_path):
     (pkg / "helper.py").write_text("SIGN = -1  # same code, new comment\n")
     assert ms.leaderboard(manifest, out).scored == 1  # any change to the source is a new key
     assert ms.leaderboard(manifest, out).scored == 0
+    # a module found only when the entry runs (its name is an argument): the row remembers what was imported
+    (challenge / "hidden_sign.py").write_text("SIGN = 1\n")
+    (challenge / "dyn.py").write_text(NET_PY + textwrap.dedent('''
+        import importlib, os, sys
+
+        class Scale(torch.nn.Module):
+            def __init__(self, sign):
+                super().__init__()
+                self.sign = sign
+
+            def forward(self, x):
+                return x * self.sign
+
+        def build(module):
+            sys.path.insert(0, os.path.dirname(__file__))
+            net = const()
+            net.append(Scale(importlib.import_module(module).SIGN))
+            return net
+    '''))
+    manifest.write_text(manifest.read_text() + textwrap.dedent('''
+        [[entry]]
+        name = "dynamic"
+        model = "dyn.py:build"
+        weights = "subs/const0.pt"
+        args = { module = "hidden_sign" }
+        input = [1, 3, 8, 8]
+    '''))
+    board = ms.leaderboard(manifest, out)
+    assert board.scored == 1 and _rows(board)["dynamic"]["correct"] == 20  # logits (1, 0, 0, 0): 20 zeros
+    assert "code_files" not in _rows(board)["dynamic"]  # kept in the store only, never published
+    (challenge / "hidden_sign.py").write_text("SIGN = -1\n")
+    board = ms.leaderboard(manifest, out)
+    assert board.scored == 1 and _rows(board)["dynamic"]["correct"] == 15  # logits (-1, 0, 0, 0): 15 ones
     # the data rewritten in place with the same size and modification time: the contents decide
     data = challenge / "test.npz"
     st = data.stat()
@@ -264,7 +297,8 @@ def test_rows_follow_the_model_code_and_the_data_contents(challenge, tmp_path):
     os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert data.stat().st_size == st.st_size and data.stat().st_mtime_ns == st.st_mtime_ns
     third = ms.leaderboard(manifest, out)
-    assert third.scored == 1 and _rows(third)["stale"]["correct"] == 0  # predicts 1, every label is 0
+    assert third.scored == 2  # both entries predict 1 now, and every label is 0
+    assert _rows(third)["stale"]["correct"] == 0 and _rows(third)["dynamic"]["correct"] == 0
 
 
 def test_test_sets_cached_in_a_process_follow_their_contents(challenge):
@@ -294,10 +328,11 @@ def _damage(path: Path, how: str) -> None:
         path.parent.mkdir(parents=True)
         path.write_bytes(b"not a database at all, " * 100)
     else:  # a real store cut short: its header promises pages that are not there
-        store = ResultStore(path)
-        for i in range(200):
-            store.put(f"k{i}", {"name": f"n{i}", "pad": "x" * 200})
+        ResultStore(path)
         db = sqlite3.connect(path)
+        with db:
+            db.executemany("INSERT INTO results VALUES (?, ?, ?)",
+                           [(f"k{i}", f"n{i}", '{"pad": "%s"}' % ("x" * 200)) for i in range(200)])
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.close()
         size = path.stat().st_size
