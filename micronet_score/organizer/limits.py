@@ -80,6 +80,13 @@ def apply_memory_limit(nbytes: int | None) -> bool:
         return False
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     soft = nbytes if hard == resource.RLIM_INFINITY else min(nbytes, hard)
+    if sys.platform.startswith("linux"):
+        # glibc reserves 64 MiB of address space per malloc arena, up to 8 per core: on a many-core machine that
+        # alone could reach the limit with little memory used. Four arenas are plenty for one evaluation.
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None).mallopt(-8, 4)  # -8 = M_ARENA_MAX
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     return True
 

@@ -56,6 +56,10 @@ BAD_PY = NET_PY + textwrap.dedent('''
     def segv(**kw):
         ctypes.string_at(0)
 
+    def term(**kw):
+        os.kill(os.getpid(), signal.SIGTERM)  # looks like a service stop: not the entry's result
+        time.sleep(5)
+
     def interrupt_once(pid=0, marker="", pidfile="", **kw):
         if not os.path.exists(marker):
             open(marker, "w").close()
@@ -112,7 +116,8 @@ def test_hostile_entries_fail_alone_and_are_not_rescored(challenge, tmp_path):
 
 
 def test_machinery_failures_are_shown_never_stored(challenge, tmp_path, monkeypatch):
-    manifest = _manifest(challenge, *(entry(f"c{c}", f"subs/const{c}.pt", c) for c in range(4)))
+    manifest = _manifest(challenge, *(entry(f"c{c}", f"subs/const{c}.pt", c) for c in range(4)),
+                         _bad("term", "term"))
     real = runner._context
 
     class NoStart:
@@ -143,10 +148,12 @@ def test_machinery_failures_are_shown_never_stored(challenge, tmp_path, monkeypa
     assert rows["c2"]["error"] == ("not scored: its process exited with status 1 before the entry began; the "
                                    "same command retries it")
     assert (rows["c0"]["correct"], rows["c3"]["correct"]) == (20, 5)  # 20 zeros, 5 threes
-    assert (board.scored, board.unscored) == (2, 2) and len(ResultStore(out / "results.sqlite")) == 2
+    assert rows["term"]["error"] == ("not scored: its process was stopped from outside (killed by SIGTERM); the "
+                                     "same command retries it")
+    assert (board.scored, board.unscored) == (2, 3) and len(ResultStore(out / "results.sqlite")) == 2
     monkeypatch.setattr(runner, "_context", real)
     again = ms.leaderboard(manifest, out, workers=2)
-    assert (again.scored, again.unscored) == (2, 0)
+    assert (again.scored, again.unscored) == (2, 1)
     assert (_rows(again)["c1"]["correct"], _rows(again)["c2"]["correct"]) == (15, 10)  # 15 ones, 10 twos
 
 
