@@ -98,6 +98,8 @@ def die_with_parent(parent_pid: int | None = None, lifeline: int | None = None, 
     and ``parent_pid`` (the process that started the work, when not the direct parent, as with a fork server)."""
     import select
 
+    if os.name != "posix":  # pragma: no cover - select() takes only sockets on Windows
+        lifeline = None
     original = os.getppid()
     if sys.platform.startswith("linux"):
         try:

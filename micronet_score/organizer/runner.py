@@ -170,6 +170,7 @@ def run_entries(todo: Sequence[tuple[str, Mapping[str, Any]]], on_result: OnResu
             while pending and len(running) < workers:
                 key, task = pending.popleft()
                 job = None
+                reader = writer = None
                 try:
                     if ctx is None or lifeline is None:
                         ctx = _context()
@@ -185,8 +186,13 @@ def run_entries(todo: Sequence[tuple[str, Mapping[str, Any]]], on_result: OnResu
                 except Exception as exc:  # the machinery, not the entry: not stored, retried by a rerun
                     if job is not None:
                         running.remove(job)
+                    for end in (reader, writer):
+                        if end is not None:
+                            end.close()
                     on_result(key, machinery_row(task, f"could not start a process ({type(exc).__name__}: "
                                                        f"{' '.join(str(exc).split())[:200]})"), False)
+            if not running:
+                continue
             now = time.monotonic()
             wait_for = 1.0
             if timeout is not None:

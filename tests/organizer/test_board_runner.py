@@ -151,6 +151,10 @@ def test_machinery_failures_are_shown_never_stored(challenge, tmp_path, monkeypa
     assert rows["term"]["error"] == ("not scored: its process was stopped from outside (killed by SIGTERM); the "
                                      "same command retries it")
     assert (board.scored, board.unscored) == (2, 3) and len(ResultStore(out / "results.sqlite")) == 2
+    only = challenge / "only.toml"  # c1 alone: nothing else running, nothing to wait for
+    only.write_text(HEADER + entry("c1", "subs/const1.pt", 1))
+    alone = ms.leaderboard(only, tmp_path / "alone")
+    assert (alone.scored, alone.unscored) == (0, 1) and alone.rows[0]["error"].startswith("not scored")
     monkeypatch.setattr(runner, "_context", real)
     again = ms.leaderboard(manifest, out, workers=2)
     assert (again.scored, again.unscored) == (2, 1)
