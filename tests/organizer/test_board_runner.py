@@ -384,3 +384,23 @@ def test_limits_are_checked():
         ranking.leaderboard("nowhere.toml", entry_memory="lots")
     with pytest.raises(ms.organizer.SubmissionError, match="entry-timeout"):
         ranking.leaderboard("nowhere.toml", entry_timeout=-1)
+
+
+def test_code_digest_follows_local_imports_only(tmp_path):
+    from micronet_score.organizer.fingerprint import code_digest
+
+    (tmp_path / "helper.py").write_text("import numpy\nfrom pkg.deep import VALUE\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "deep.py").write_text("from . import leaf\nVALUE = 1\n")
+    (tmp_path / "pkg" / "leaf.py").write_text("import torch\n")
+    (tmp_path / "net2.py").write_text("import torch\nimport micronet_score\nfrom helper import *\n")
+    files = code_digest("net2.py:build", tmp_path)
+    # the model file, the helper it imports, the package on the way and its relative import; never torch,
+    # numpy (installed) or micronet_score (its version is in the key)
+    assert sorted(files) == ["helper.py", "net2.py", "pkg/__init__.py", "pkg/deep.py", "pkg/leaf.py"]
+    assert code_digest("densenet-seed", tmp_path) == {}
+    before = code_digest("pkg.deep:f", tmp_path)
+    assert sorted(before) == ["pkg/__init__.py", "pkg/deep.py", "pkg/leaf.py"]
+    (tmp_path / "pkg" / "leaf.py").write_text("import torch  # changed\n")
+    assert code_digest("pkg.deep:f", tmp_path)["pkg/leaf.py"] != before["pkg/leaf.py"]
