@@ -122,7 +122,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="write the accuracy-against-score history (ms.plot_history, needs matplotlib)")
     p.add_argument("--plot-rules", default="imta-2025", help="rule set of the plot (default imta-2025)")
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write every step's numbers as JSON")
-    p.add_argument("--save", type=Path, default=None, metavar="PATH", help="save the final model's state_dict")
+    p.add_argument("--save", type=Path, default=None, metavar="DIR",
+                   help="write the final model as an ms.save_submission folder (submission.toml + weights)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     for name in ("epochs", "finetune_epochs"):
@@ -138,7 +139,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            p.error("--plot needs matplotlib: pip install 'micronet-score[plot]'")
+            p.error("--plot needs matplotlib: pip install matplotlib")
     if args.plot_rules not in COURSE_RULES + REFERENCE_RULES:
         p.error(f"--plot-rules must be one of {', '.join(COURSE_RULES + REFERENCE_RULES)}")
     return args
@@ -405,8 +406,10 @@ def _write_outputs(args: argparse.Namespace, steps: list[Step], model: nn.Module
         fig.savefig(args.plot, dpi=120)
         print(f"plot written to {args.plot}")
     if args.save is not None:
-        torch.save(model.state_dict(), args.save)
-        print(f"model written to {args.save}")
+        # the form an organizer asks for: the recipe (densenet-seed, its arguments, the prune and quantize configs)
+        # and the weights, which `micronet-score eval DIR` and a leaderboard rebuild exactly
+        recipe = ms.save_submission(model, args.save)
+        print(f"submission written to {args.save} ({recipe.name} and the weights)")
 
 
 def main(argv: list[str] | None = None) -> int:

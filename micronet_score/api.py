@@ -91,9 +91,14 @@ def score(
     *,
     rules: str | RuleSet,
     accuracy: float | tuple[int, int] | None = None,
+    dataset: Any = None,
     **count_options: Any,
 ) -> Score:
     """Score a :class:`Report`, or count ``target`` on ``inputs`` first (``count_options`` go to ``count``).
+
+    ``dataset``: what the accuracy was measured on, a name (``"CIFAR-10"``), a class count or a
+    :class:`~micronet_score.organizer.Dataset`; when it is not the rule set's task (a CIFAR-10 accuracy under a
+    CIFAR-100 rule set) a :class:`~micronet_score.rules.task.DatasetMismatchWarning` says so.
 
     >>> import torch, micronet_score as ms
     >>> s = ms.score(torch.nn.Linear(100, 10), (1, 100), rules="micronet-2019-imagenet")
@@ -122,8 +127,29 @@ def score(
         report = _measure(target, inputs, ruleset, count_options)  # dispatch on the convention
     else:
         raise InputError(f"score() needs a Report or a torch.nn.Module, got {type(target).__name__}")
+    if dataset is not None:
+        _warn_dataset(ruleset, dataset)
     storage, ops = formulas.terms(ruleset.counting, report)
     return evaluate(storage, ops, rules=ruleset, accuracy=accuracy)
+
+
+def _warn_dataset(ruleset: RuleSet, dataset: Any) -> None:
+    import warnings
+
+    from micronet_score.rules.task import DatasetMismatchWarning, dataset_mismatch, known_classes
+
+    if isinstance(dataset, str):
+        problem = dataset_mismatch(ruleset, dataset)
+    elif isinstance(dataset, int) and not isinstance(dataset, bool):
+        problem = dataset_mismatch(ruleset, classes=dataset)
+    else:
+        fmt = getattr(dataset, "format", "") or ""
+        classes = getattr(dataset, "classes", None)
+        problem = dataset_mismatch(ruleset, fmt if known_classes(fmt) else None,
+                                   classes if classes is not None else known_classes(fmt))
+    if problem:
+        warnings.warn(f"{problem}: the score's pass/fail compares an accuracy of another task with the rule "
+                      "set's threshold", DatasetMismatchWarning, stacklevel=3)
 
 
 def _measure(model: torch.nn.Module, inputs: Any, ruleset: RuleSet, options: dict[str, Any]) -> Any:

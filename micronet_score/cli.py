@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from micronet_score._version import __version__
 from micronet_score.cli_common import (  # noqa: F401  (re-exported: the CLI's helpers)
     CliError,
     describe_run,
@@ -189,6 +190,7 @@ def _add_scan(sub: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="micronet-score",
                                      description="Count and score neural networks by the MicroNet rules.")
+    parser.add_argument("--version", action="version", version=f"micronet-score {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     count = sub.add_parser("count", help="count a model's parameters and operations (and score it)")
     count.add_argument("model", help="a zoo model name (see `models`) or module:factory / file.py:factory")

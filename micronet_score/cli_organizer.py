@@ -62,37 +62,84 @@ def _eval(args: argparse.Namespace) -> int:
         shape = ruleset.input_size
     if shape is None:
         raise CliError(f"{args.model} needs --input (a shape such as 1,3,32,32)")
-    accuracy = None
+    if ruleset is not None and not args.data and args.accuracy is None:
+        raise CliError("eval scores a measured accuracy: pass --data (the test set) or --accuracy (e.g. "
+                       "9010/10000); to count only, use micronet-score count")
+    if args.data and args.accuracy is not None:
+        raise CliError("pass --data (measure the accuracy) or --accuracy (give it), not both")
+    accuracy: Any = None
+    pre = data = None
+    mismatch = None
     if args.data:
-        if ruleset is not None:
-            pre = preprocessing_for(ruleset, {}, entry)
-        else:
-            from micronet_score.organizer.datasets import Preprocessing
+        from micronet_score.organizer.datasets import Preprocessing
+        from micronet_score.rules.task import dataset_mismatch
 
-            pre = Preprocessing()
-        fmt = args.dataset or (getattr(ruleset, "data_format", "") or None if ruleset is not None else None)
-        data = read_dataset(args.data, fmt, pre)
-        accuracy = evaluate(model, data, batch_size=args.batch_size, device=args.device)
+        pre = preprocessing_for(ruleset, {}, entry) if ruleset is not None else Preprocessing()
+        data = read_dataset(args.data, args.dataset, pre)  # the format is read from the content
+        if ruleset is not None:
+            mismatch = dataset_mismatch(ruleset, _DATA_NAMES.get(data.format), data.classes)
+        if mismatch and not args.allow_dataset_mismatch:
+            raise CliError(f"{mismatch}: score it under a rule set of that task, or pass --allow-dataset-mismatch "
+                           "to score it anyway")
+        accuracy = evaluate(model, data, batch_size=args.batch_size, device=args.device).as_tuple()
+    elif args.accuracy is not None:
+        from micronet_score import rules as rules_mod
+
+        try:
+            rules_mod.accuracy_fraction(args.accuracy)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        accuracy = args.accuracy
     options: dict[str, Any] = {}
     if ruleset is not None:
         options["convention"] = ruleset.counting
     report = api.count(model, tuple(shape), **options)
     result = None
     if ruleset is not None:
-        result = api.score(report, rules=ruleset, accuracy=accuracy.as_tuple() if accuracy else None)
+        result = api.score(report, rules=ruleset, accuracy=accuracy)
+    used = _preprocessing_line(pre, ruleset)
     if args.json:
+        from micronet_score.organizer.datasets import preprocessing_dict
+
         payload: dict[str, Any] = {"report": report.to_dict(),
                                    "score": None if result is None else result.to_dict()}
         payload.update(describe_run(str(entry.get("model") or args.model), kwargs, weights, ruleset, report,
-                                    accuracy.as_tuple() if accuracy else None))
+                                    accuracy))
+        payload["data"] = None if data is None else {"path": str(args.data), "format": data.format,
+                                                     "classes": data.classes, "examples": len(data)}
+        payload["preprocessing"] = None if pre is None else {**preprocessing_dict(pre), "from": used[1]}
+        payload["dataset_mismatch"] = mismatch
+        if ruleset is None:
+            payload["note"] = "no rule set applied (pass --rules to score)"
         print(json.dumps(payload, indent=2))
     else:
         print(report.summary())
-        if accuracy is not None:
-            print(f"top-1 accuracy: {accuracy}")
+        if pre is not None:
+            print(f"preprocessing: {used[0]} ({used[1]})")
+        if isinstance(accuracy, tuple) and args.data:
+            from micronet_score.organizer.evaluation import Accuracy
+
+            print(f"top-1 accuracy: {Accuracy(*accuracy)}")
+        if mismatch:
+            print(f"warning: {mismatch} (--allow-dataset-mismatch)")
         if result is not None:
             print(result)
+        else:
+            print("rules: none applied (pass --rules to score)")
     return 3 if result is not None and result.passed is False else 0
+
+
+_DATA_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
+
+def _preprocessing_line(pre: Any, ruleset: Any) -> tuple[str, str]:
+    """The preprocessing as one phrase, and where it came from."""
+    from micronet_score.organizer.datasets import describe_preprocessing
+
+    if pre is None:
+        return "", ""
+    origin = f"rule set {ruleset.name}" if ruleset is not None else "no rule set: pixels scaled only, no normalisation"
+    return describe_preprocessing(pre), origin
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
@@ -133,12 +180,18 @@ def _codabench(args: argparse.Namespace) -> int:
 
 def add_organizer_verbs(sub: Any) -> None:
     """Register ``eval``, ``leaderboard`` and ``codabench`` on the ``micronet-score`` sub-parsers."""
+    from micronet_score.cli_common import parse_accuracy
+
     ev = sub.add_parser("eval", help="measure a model's top-1 accuracy on a test set and score it")
     ev.add_argument("model", help="a zoo model, module:factory / file.py:factory, or a save_submission folder")
     ev.add_argument("--weights", help="checkpoint to load (state dict, .pt/.pth or .safetensors)")
     ev.add_argument("--data", help="the test set: a CIFAR batch folder, a class-folder tree or an .npz file")
     ev.add_argument("--dataset", choices=("cifar10", "cifar100", "imagefolder", "npz"),
-                    help="the test set's format (default: the rule set's, else guessed)")
+                    help="the test set's format (default: read from the data; a format given must match it)")
+    ev.add_argument("--accuracy", type=parse_accuracy,
+                    help="score this accuracy instead of measuring it: a fraction (0.9012) or 9010/10000")
+    ev.add_argument("--allow-dataset-mismatch", action="store_true",
+                    help="score data of another task than the rule set's (CIFAR-10 under CIFAR-100 rules)")
     ev.add_argument("--rules", help="score against this rule set (name or .toml file)")
     ev.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
                     help="keyword argument for the model builder (repeatable)")

@@ -240,15 +240,15 @@ class Comparison:
 
     def to_pandas(self, depth: int | None = None) -> DataFrame:
         """One row per module with ``<metric>_before``/``<metric>_after``/``<metric>_delta`` columns (needs
-        ``pip install 'micronet-score[notebook]'``)."""
+        ``pip install pandas``)."""
         from micronet_score.render.frames import comparison_frame
 
         return comparison_frame(self, depth=depth)
 
-    def plot(self, depth: int | None = 1, top: int = 12) -> Figure:
-        """What compression changed: the ``top`` layers (merged to ``depth`` name levels) with the largest change of
-        32-bit-equivalent storage and operations, before against after, and the totals by bit width. Returns the
-        matplotlib Figure (``pip install 'micronet-score[plot]'``)."""
+    def plot(self, depth: int | None = None, top: int = 12) -> Figure:
+        """What compression changed: the ``top`` layers (however deep; merged to ``depth`` name levels when given)
+        with the largest change of 32-bit-equivalent storage and operations, before against after, and the totals
+        by bit width. Returns the matplotlib Figure (``pip install matplotlib``)."""
         from micronet_score.render.plots import comparison_plot
 
         return comparison_plot(self, depth=depth, top=top)

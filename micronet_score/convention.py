@@ -24,6 +24,7 @@ CostOverride(target='BatchNorm2d', mults=0.0, adds=0.0, ops=3.0, per='input')
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -72,8 +73,8 @@ class CostOverride:
                                   f"{self.target!r}")
         for name in ("mults", "adds", "ops"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConventionError(f"cost override {self.target!r}: {name} must be a number >= 0, got "
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ConventionError(f"cost override {self.target!r}: {name} must be a finite number >= 0, got "
                                       f"{value!r}")
             object.__setattr__(self, name, float(value))
         if self.per not in COST_UNITS:

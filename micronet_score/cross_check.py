@@ -3,8 +3,7 @@ each difference explained.
 
 A MAC here is one multiplication (micronet-score's ``mults``; fvcore's unit; ``FlopCounterMode``'s FLOPs
 halved, since it counts a multiply-add as 2). Every count is per module *by itself* (children have their own
-rows) and per example. fvcore is an optional extra (``pip install micronet-score[crosscheck]``): without it
-its column is empty and a note says why.
+rows) and per example. fvcore is a dependency of the package; where it is missing its column is empty and a note says why.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from micronet_score.report import Report
 # Operator families, by substring of the operator's name (first match wins).
 _FAMILIES = (
     ("attention", ("attention",)),
+    ("upsample", ("upsample", "interpolate", "grid_sampler")),  # before matmul: upsample_bilinear2d
     ("conv", ("conv",)),
     ("matmul", ("addmm", "bmm", "matmul", "linear", "einsum", "mm")),
     ("norm", ("norm",)),
@@ -83,54 +83,68 @@ class CrossCheck:
 
 # ---------------------------------------------------------------------- the three counts
 def _micronet(model: torch.nn.Module, args: tuple, kwargs: dict, options: dict[str, Any]
-              ) -> tuple[Report, dict[str, dict[str, float]]]:
+              ) -> tuple[Report, dict[str, dict[str, float]], dict[str, set[str]]]:
+    """The report, each module's own multiplications by operator, and the operator families each module was
+    charged for at all (multiplications or additions)."""
     inputs: Any = kwargs if kwargs and not args else args
     report, events = count_with_events(model, inputs, **options)
     own: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    seen: dict[str, set[str]] = defaultdict(set)
     for e in events:
+        seen[e.module].add(family(e.op))
         if e.mults:
             own[e.module][e.op] += e.mults / report.batch_size
-    return report, own
+    return report, own, seen
 
 
-def _own(inclusive: dict[str, dict[str, float]], children: dict[str, list[str]]) -> dict[str, dict[str, float]]:
-    """Per-module counts by themselves from counts that include the children (what both peers report)."""
-    own: dict[str, dict[str, float]] = {}
+def _own(inclusive: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per-module counts by themselves from counts that include the descendants (what both peers report). Each
+    module's count is taken from its nearest ancestor *that the peer reports*: a ModuleList iterated rather
+    than called never enters FlopCounterMode, so its children come off the module above it."""
+    own = {name: dict(ops) for name, ops in inclusive.items()}
     for name, ops in inclusive.items():
-        mine = dict(ops)
-        for child in children.get(name, ()):
-            for op, v in inclusive.get(child, {}).items():
-                mine[op] = mine.get(op, 0) - v
-        own[name] = {op: v for op, v in mine.items() if v}
-    return own
+        if not name:
+            continue
+        parent = name.rpartition(".")[0]
+        while parent and parent not in inclusive:
+            parent = parent.rpartition(".")[0]
+        if parent not in own:
+            continue
+        mine = own[parent]
+        for op, v in ops.items():
+            mine[op] = mine.get(op, 0) - v
+    return {name: {op: v for op, v in ops.items() if v} for name, ops in own.items()}
 
 
-def _fvcore(model: torch.nn.Module, args: tuple, kwargs: dict, batch: int,
-            children: dict[str, list[str]]) -> tuple[dict[str, dict[str, float]] | None, dict[str, set[str]], str]:
-    """fvcore's per-module, per-operator MACs (None and the reason when it cannot run) and its skipped ops."""
+def _fvcore(model: torch.nn.Module, args: tuple, kwargs: dict, batch: int, names: list[str]
+            ) -> tuple[dict[str, dict[str, float]] | None, dict[str, set[str]], float | None, str]:
+    """fvcore's per-module, per-operator MACs (None and the reason when it cannot run), its skipped ops and its
+    own total per example."""
     try:
         from fvcore.nn import FlopCountAnalysis
     except ImportError:
-        return None, {}, "fvcore is not installed (pip install fvcore): its column is empty"
+        return None, {}, None, "fvcore is not installed (pip install fvcore): its column is empty"
     if kwargs:
-        return None, {}, "fvcore traces positional inputs only: its column is empty for keyword inputs"
+        return None, {}, None, "fvcore traces positional inputs only: its column is empty for keyword inputs"
     try:
         analysis = FlopCountAnalysis(model, args if len(args) != 1 else args[0])
         analysis.unsupported_ops_warnings(False)
         analysis.uncalled_modules_warnings(False)
         with _quiet():
             table = analysis.by_module_and_operator()
-            inclusive_skips = {name: dict(analysis.unsupported_ops(name)) for name in children}
+            total = analysis.total() / batch
+            inclusive_skips = {name: dict(analysis.unsupported_ops(name)) for name in names}
     except Exception as exc:  # noqa: BLE001 - a peer failing on a model is a result, not our error
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return None, {}, f"fvcore could not trace the model ({type(exc).__name__}: {first})"
+        return None, {}, None, f"fvcore could not trace the model ({type(exc).__name__}: {first})"
     inclusive = {name: {op: v / batch for op, v in ops.items()} for name, ops in table.items()}
-    skipped = {name: set(ops) for name, ops in _own(inclusive_skips, children).items()}
-    return _own(inclusive, children), skipped, ""
+    skipped = {name: set(ops) for name, ops in _own(inclusive_skips).items()}
+    return _own(inclusive), skipped, total, ""
 
 
-def _flop_counter(model: torch.nn.Module, args: tuple, kwargs: dict, batch: int,
-                  children: dict[str, list[str]]) -> tuple[dict[str, dict[str, float]] | None, str]:
+def _flop_counter(model: torch.nn.Module, args: tuple, kwargs: dict, batch: int
+                  ) -> tuple[dict[str, dict[str, float]] | None, float | None, str]:
+    """FlopCounterMode's per-module, per-operator MACs (FLOPs / 2) and its own total per example."""
     from torch.utils.flop_counter import FlopCounterMode
 
     root = type(model).__name__
@@ -138,16 +152,17 @@ def _flop_counter(model: torch.nn.Module, args: tuple, kwargs: dict, batch: int,
         with FlopCounterMode(display=False) as counter:
             model(*args, **kwargs)
         counts = counter.get_flop_counts()
+        total = counter.get_total_flops() / 2 / batch
     except Exception as exc:  # noqa: BLE001
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return None, f"FlopCounterMode failed ({type(exc).__name__}: {first})"
+        return None, None, f"FlopCounterMode failed ({type(exc).__name__}: {first})"
     inclusive: dict[str, dict[str, float]] = {}
     for name, ops in counts.items():
         if name == "Global":
             continue
         key = "" if name == root else name[len(root) + 1:] if name.startswith(root + ".") else name
         inclusive[key] = {str(op): v / 2 / batch for op, v in ops.items()}
-    return _own(inclusive, children), ""
+    return _own(inclusive), total, ""
 
 
 @contextlib.contextmanager
@@ -188,7 +203,7 @@ def _fmt(v: float) -> str:
 
 
 def _why(name: str, report: Report, ms_ops: dict[str, float], fv_ops: dict[str, float] | None,
-         fc_ops: dict[str, float] | None, skipped: set[str], zeros: int) -> str:
+         fc_ops: dict[str, float] | None, skipped: set[str], zeros: int, charged: set[str]) -> str:
     """One sentence per difference between micronet-score and each peer, by operator family."""
     ms_f, fv_f, fc_f = _by_family(ms_ops), _by_family(fv_ops), _by_family(fc_ops)
     reasons: list[str] = []
@@ -221,9 +236,13 @@ def _why(name: str, report: Report, ms_ops: dict[str, float], fv_ops: dict[str, 
             elif fam == "pool":
                 reasons.append(f"pooling: micronet-score counts 1 mult per output (the average's division: "
                                f"{_fmt(m)}; the sums are additions), fvcore 1 per input element ({_fmt(v)})")
-            elif m == 0:
+            elif m == 0 and fam in charged:
                 reasons.append(f"{fam}: fvcore counts {_fmt(v)} (1 per element); micronet-score prices it with "
                                "additions only, no multiplication")
+            elif m == 0:
+                reasons.append(f"{fam}: fvcore counts {_fmt(v)}; micronet-score charges nothing here: the "
+                               "operator reads weights alone (load-time work, free by the rules) or is free in "
+                               "its tables")
             else:
                 reasons.append(f"{fam}: micronet-score {_fmt(m)} mults (the rules' price) vs fvcore {_fmt(v)} (its "
                                "per-element rule)")
@@ -262,20 +281,13 @@ def cross_check(model: torch.nn.Module, inputs: InputsLike, **count_options: Any
     args, kwargs = prepare_inputs(index, inputs)
     if any(isinstance(t, torch.Tensor) and t.is_meta for t in (*args, *kwargs.values())):
         raise InputError("cross_check() runs the peers on real values: pass a shape or real tensors, not meta")
-    report, ms_own = _micronet(model, args, kwargs, count_options)
+    report, ms_own, charged = _micronet(model, args, kwargs, count_options)
     batch = report.batch_size
     names = [n for n, _ in index.modules]
-    children: dict[str, list[str]] = {n: [] for n in names}
-    for n in names:
-        if n:
-            parent = n.rpartition(".")[0]
-            while parent not in children:
-                parent = parent.rpartition(".")[0]
-            children[parent].append(n)
     notes: list[str] = []
     with _inference(model):
-        fv_own, skipped, fv_note = _fvcore(model, args, kwargs, batch, children)
-        fc_own, fc_note = _flop_counter(model, args, kwargs, batch, children)
+        fv_own, skipped, fv_total, fv_note = _fvcore(model, args, kwargs, batch, names)
+        fc_own, fc_total, fc_note = _flop_counter(model, args, kwargs, batch)
     notes += [n for n in (fv_note, fc_note) if n]
     types = {n: type(m).__name__ for n, m in index.modules}
     modules = dict(index.modules)
@@ -292,12 +304,13 @@ def cross_check(model: torch.nn.Module, inputs: InputsLike, **count_options: Any
             module=name, type=types[name], micronet=_number(values[0]),
             fvcore=_number(values[1]) if fv_ops is not None else None,
             flop_counter=_number(values[2]) if fc_ops is not None else None,
-            why=_why(name, report, ms_ops, fv_ops, fc_ops, skipped.get(name, set()), zeros)))
+            why=_why(name, report, ms_ops, fv_ops, fc_ops, skipped.get(name, set()), zeros,
+                     charged.get(name, set()))))
     notes.append("MACs per example: micronet-score's multiplications, fvcore's count, FlopCounterMode's FLOPs / 2")
     return CrossCheck(
         rows=tuple(rows), micronet=report.mults,
-        fvcore=_number(sum(sum(o.values()) for o in fv_own.values())) if fv_own is not None else None,
-        flop_counter=_number(sum(sum(o.values()) for o in fc_own.values())) if fc_own is not None else None,
+        fvcore=_number(fv_total) if fv_total is not None else None,  # each peer's own total
+        flop_counter=_number(fc_total) if fc_total is not None else None,
         batch_size=batch, notes=tuple(notes))
 
 

@@ -239,24 +239,25 @@ class Report(Metrics):
 
     def print(self, depth: int | None = None) -> None:
         """Print the summary and the table: with ``rich`` when it is installed (``pip install
-        'micronet-score[rich]'``), as plain text otherwise."""
+        rich``), as plain text otherwise."""
         from micronet_score.render.console import print_report
 
         print_report(self, depth=depth)
 
     def to_pandas(self, depth: int | None = None) -> DataFrame:
         """The layer rows as a pandas DataFrame (one column per field; needs ``pip install
-        'micronet-score[notebook]'``)."""
+        pandas``)."""
         from micronet_score.render.frames import report_frame
 
         return report_frame(self, depth=depth)
 
-    def plot(self, depth: int | None = 1) -> Figure:
-        """Where the parameters and operations go: by layer (merged to ``depth`` name levels), by bit width and
-        by sparsity. Returns the matplotlib Figure (``pip install 'micronet-score[plot]'``)."""
+    def plot(self, depth: int | None = None, top: int = 12) -> Figure:
+        """Where the parameters and operations go: the ``top`` layers (however deep; merged to ``depth`` name
+        levels when given) by parameter storage and by math ops, each with an "other" bar, by bit width and by
+        sparsity. Returns the matplotlib Figure (``pip install matplotlib``)."""
         from micronet_score.render.plots import report_plot
 
-        return report_plot(self, depth=depth)
+        return report_plot(self, depth=depth, top=top)
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:

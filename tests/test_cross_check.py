@@ -103,3 +103,54 @@ def test_cli_cross_check(tmp_path, capsys, monkeypatch):
 def test_cross_check_refuses_a_non_module():
     with pytest.raises(ms.MicronetError, match="nn.Module"):
         ms.cross_check(lambda x: x, (1, 3))
+
+
+class IteratedBlocks(nn.Module):
+    """Two Linear(8, 8) in a ModuleList iterated (not called) in the forward, as Swin-v2's stages are."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Linear(8, 8) for _ in range(2)])
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def test_an_iterated_module_list_is_not_counted_twice():
+    """Issue 22: FlopCounterMode's column double-counted whenever a ModuleList was iterated instead of called
+    (its children were subtracted from a parent that FlopCounterMode never entered), with a false
+    "FlopCounterMode N vs micronet-score 0" row for the root."""
+    check = ms.cross_check(IteratedBlocks(), (1, 8))
+    # 2 layers x 8 x 8 = 128 MACs in every tool; FlopCounterMode itself says 2 x 128 = 256 FLOPs
+    assert (check.micronet, check.fvcore, check.flop_counter) == (128, 128, 128)
+    assert {r.module for r in check.rows} == {"blocks.0", "blocks.1"}
+    assert all(r.why == "agree" for r in check.rows)
+
+
+class ConstantNorm(nn.Module):
+    """A layer norm of a stored table (weights alone: load-time work) added to the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(4, 16))
+        self.fc = nn.Linear(16, 16)
+
+    def forward(self, x):
+        return self.fc(x + nn.functional.layer_norm(self.table, (16,)))
+
+
+def test_an_operator_on_weights_alone_is_explained_as_load_time_work():
+    """Issue 22: operators skipped as constant were explained as "micronet-score prices it with additions only"."""
+    why = _rows(ms.cross_check(ConstantNorm(), (1, 4, 16)))[""].why
+    assert "additions only" not in why
+    assert "weights alone" in why
+
+
+def test_bilinear_upsampling_is_not_a_matrix_product():
+    """Issue 22: upsample_bilinear2d was filed under matmul (the substring "linear")."""
+    from micronet_score.cross_check import family
+
+    assert family("aten.upsample_bilinear2d") == family("upsample_bilinear2d") != family("aten.linear")
+    assert family("aten.linear") == family("aten.addmm") == family("linear") == "matmul"

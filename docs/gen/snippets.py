@@ -62,7 +62,7 @@ COMPRESS = '''
 from micronet_score.compress import GlobalUnstructured, finalize_, prune_
 
 dense = ms.count(model, (1, 3, 32, 32))
-prune_(model, GlobalUnstructured(amount=0.5))   # zero half of the conv and linear weights
+prune_(model, GlobalUnstructured(amount=0.5))   # zero half of the conv weights (the classifier is left out)
 finalize_(model)
 pruned = ms.count(model, (1, 3, 32, 32))
 print(ms.compare(dense, pruned).table(changed_only=True))
@@ -157,7 +157,7 @@ def batchnorm_fold() -> str:
     for norm in (model[1], model[5]):
         nn.init.constant_(norm.bias, 0.1)
     r = ms.count(model, (1, 3, 8, 8))
-    return ("```python\nmodel = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(),\n"
+    return ("```python\nimport micronet_score as ms\nfrom torch import nn\n\nmodel = nn.Sequential(nn.Conv2d(3, 8, 3, bias=False), nn.BatchNorm2d(8), nn.ReLU(),\n"
             "                      nn.Conv2d(8, 8, 3), nn.ReLU(), nn.BatchNorm2d(8))\n"
             "for norm in (model[1], model[5]):\n    nn.init.constant_(norm.bias, 0.1)   # trained norms shift\n"
             "print(ms.count(model, (1, 3, 8, 8)).table())\n```\n\n"

@@ -79,6 +79,7 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
     order = {name: i for i, name in enumerate(tracer.module_types)}
     stored.sort(key=lambda s: (order.get(s.module, len(order)), s.label))  # the same whatever path ran
     policy = conv.mask_policy
+    zero_weights: list[str] = []
     for s in stored:
         b = eff(s.bits) if s.value else s.bits  # a mask or index is stored at its own width
         priced = price(s.stats, b, policy)
@@ -94,12 +95,17 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
         params_by_bits[b] += s.stats.numel
         if not s.stats.finite:
             warnings.append(f"{s.label} holds NaN or Inf values")
+        if s.value and s.stats.role == "weight" and s.stats.nonzeros == 0 and s.stats.numel:
+            zero_weights.append(s.label)
         seen_labels[s.label] += 1
         label = s.label if seen_labels[s.label] == 1 else f"{s.label} (derived {seen_labels[s.label]})"
         tensor_rows.append(TensorRow(label, s.module, s.shape, s.stats.numel, s.stats.nonzeros, b,
                                      priced.values, priced.mask_bits, priced.block, priced.storage,
                                      s.stats.finite, _role_name(s), priced.format,
                                      f"{s.why}; {priced.reason}" if s.why else priced.reason))
+    if zero_weights:  # spec section 3: counted as removed, and said, so a fresh model is not taken for a trained one
+        warnings.append(f"{len(zero_weights)} weight(s) entirely zero, counted as removed (a fresh model's "
+                        f"zero-initialised layers, or layers emptied by pruning): {', '.join(zero_weights)}")
     mults_by_bits: Counter[int] = Counter()
     adds_total = 0
     per_op: dict[str, list[int]] = {}  # operator -> [mults, adds, calls]

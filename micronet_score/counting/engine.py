@@ -17,6 +17,7 @@ import torch
 
 from micronet_score.bits import Precision
 from micronet_score.convention import Convention
+from micronet_score.counting.batch_hint import missing_batch_hint
 from micronet_score.counting.build import build_report
 from micronet_score.counting.events import Event
 from micronet_score.counting.examples import check_batch_dim, examples, probing
@@ -28,7 +29,7 @@ from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.overrides import cost_table
 from micronet_score.counting.reads import WeightReads
 from micronet_score.counting.select import refuse_operator_options, select_convention
-from micronet_score.counting.session import model_session, paused_gc, shared_rng
+from micronet_score.counting.session import CountDeadlockError, model_session, paused_gc, shared_rng
 from micronet_score.counting.shape_inputs import materialize
 from micronet_score.counting.shortcuts import autocast_on
 from micronet_score.counting.tracer import AttentionMode, Tracer
@@ -122,7 +123,7 @@ def _count_with_events(
             events: list[Event] = []
             try:
                 return count_once(ctx, True, events), events
-            except (UnsupportedOpError, InputError, ComplexTensorError, UncountedWorkError):
+            except (UnsupportedOpError, InputError, ComplexTensorError, UncountedWorkError, CountDeadlockError):
                 raise
             except Exception as exc:  # noqa: BLE001 - the forward needs values (or a meta kernel is missing)
                 reason = f"it did not run on shapes alone: {one_line(exc)}"
@@ -201,6 +202,10 @@ def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None 
                 f"the root module ({type(model).__name__})"
             first = one_line(exc)
             hint = ""
+            batch = missing_batch_hint(model, tensors)
+            if batch is not None:
+                raise ForwardError(f"the forward pass failed: {batch} (it failed in {where}: {type(exc).__name__}: "
+                                   f"{first})", module=module) from exc
             if "indices" in first and any(t.is_floating_point() for t in tensors):
                 hint = ("; an input that holds indices or token ids is floating point (a shape given as input "
                         "becomes random floats): pass integer ids, e.g. torch.randint(vocab, shape), or, for the "

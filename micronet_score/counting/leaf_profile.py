@@ -38,6 +38,7 @@ from torch import nn
 
 from micronet_score.bits import Precision, dtype_bits, range_bits
 from micronet_score.convention import Convention, get_convention
+from micronet_score.counting.batch_hint import missing_batch_hint
 from micronet_score.counting.inputs import InputsLike, flat_tensors, prepare_inputs
 from micronet_score.counting.storage import count_nonzero
 from micronet_score.errors import ForwardError, InputError, MicronetError
@@ -89,6 +90,7 @@ class LeafProfile:
     layers: tuple[LeafRow, ...]
     uncounted: tuple[str, ...]
     parameters: tuple[LeafParameter, ...] = ()
+    module_types: tuple[tuple[str, str], ...] = ()  # (module, class name) of every module holding a parameter
 
     @property
     def param_storage(self) -> float:
@@ -175,6 +177,9 @@ def profile(
                 raise
             except Exception as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                batch = missing_batch_hint(model, tensors)
+                if batch is not None:
+                    raise ForwardError(f"the forward pass failed: {batch} ({type(exc).__name__}: {first})") from exc
                 raise ForwardError(f"the forward pass failed: {type(exc).__name__}: {first}; inputs had shapes "
                                    f"{', '.join(str(tuple(t.shape)) for t in tensors)}") from exc
         parameters = _parameters(model)
@@ -195,6 +200,8 @@ def profile(
         macs=_per_example(sum(int(r[1]) for r in rows.values()), batch), weight_bits=weight_bits,
         activation_bits=activation_bits, batch_size=batch, convention=conv.name, layers=layers,
         uncounted=tuple(sorted(uncounted)), parameters=tuple(parameters),
+        module_types=tuple((n, type(m).__name__) for n, m in model.named_modules()
+                           if n in {q.module for q in parameters}),
     )
 
 
@@ -274,7 +281,9 @@ def _parameters(model: nn.Module) -> list[LeafParameter]:
             t = getattr(module, orig)
             if not isinstance(t, torch.Tensor):
                 t = source
-            nonzero = t.numel() if t.is_meta else count_nonzero(t.detach())
+            # vectors (biases, norm scales and shifts) are dense under every convention: their zeros are
+            # stored values, not pruning (spec section 3)
+            nonzero = t.numel() if t.is_meta or t.dim() <= 1 else count_nonzero(t.detach())
             found.append(LeafParameter(f"{prefix}.{orig}" if prefix else orig, prefix, tuple(t.shape), t.numel(),
                                        nonzero))
     return found

@@ -51,13 +51,14 @@ def to_report(p: LeafProfile, conv: Convention, model_name: str = "",
     for q in p.parameters:
         by_module.setdefault(q.module, []).append(q)
     rows = {r.name: r for r in p.layers}
+    types = dict(p.module_types)
     layers = []
     for name in dict.fromkeys([*by_module, *rows]):  # module order, then modules without parameters
         r = rows.get(name)
         own = by_module.get(name, [])
         nnz = sum(q.nonzero for q in own)
         layers.append(LayerRow(
-            name=name, type=r.type if r is not None else "", calls=r.calls if r is not None else 0,
+            name=name, type=r.type if r is not None else types.get(name, ""), calls=r.calls if r is not None else 0,
             params=sum(q.params for q in own), nonzero_params=nnz, mask_bits=0, param_storage=nnz * wb / 32,
             mults=r.mults if r is not None else 0, adds=r.adds if r is not None else 0,
             math_ops=(r.macs * max(wb, p.activation_bits) / 32 if closed else r.ops) if r is not None else 0.0,

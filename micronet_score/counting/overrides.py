@@ -75,13 +75,33 @@ def _from_function(key: Any, fn: Callable[[OpCall], Any]) -> Callable[[OpCall], 
     def wrapped(call: OpCall) -> Cost:
         value = fn(call)
         if isinstance(value, Cost):
-            return value
+            return checked_cost(value, f"costs[{key}]")
         if isinstance(value, tuple) and len(value) == 2:
-            return Cost(int(value[0]), int(value[1]))
+            return checked_cost(Cost(*value), f"costs[{key}]")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return Cost(int(value), 0)
+            return checked_cost(Cost(value, 0), f"costs[{key}]")
         raise InputError(f"costs[{key}] returned {value!r}: return a Cost, (mults, adds) or a number of mults")
     return wrapped
+
+
+def checked_cost(cost: Any, who: str) -> Cost:
+    """``cost`` with whole counts, or an InputError naming ``who`` (the function that returned it): counts are
+    finite whole numbers >= 0 and ``mult_bits`` is None or a width in 1..64."""
+    if not isinstance(cost, Cost):
+        raise InputError(f"{who} returned {cost!r}: return a micronet_score.counting.registry.Cost")
+    counts = []
+    for label, value in (("mults", cost.mults), ("adds", cost.adds)):
+        if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+            value = int(value.item())
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not (whole or (isinstance(value, float) and value.is_integer())) or value < 0:
+            raise InputError(f"{who} returned {label}={value!r}: a count of operations is a whole number >= 0")
+        counts.append(int(value))
+    bits = cost.mult_bits
+    if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 64):
+        raise InputError(f"{who} returned mult_bits={bits!r}: a width is a whole number of bits in 1..64 (or "
+                         "None to read it from the operands)")
+    return Cost(counts[0], counts[1], bits)
 
 
 def _entry(key: Any, packet: Any, value: Any) -> CostEntry:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from micronet_score.counting.model_index import ModelIndex
+from micronet_score.errors import CountingError, MicronetError
 
 _HOOK_DICTS = (
     "_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks",
@@ -31,7 +32,8 @@ _TABLES = ("_parameters", "_buffers", "_modules", *_HOOK_DICTS)
 
 _LOCK = threading.RLock()
 _SESSIONS: dict[int, ModelSession] = {}
-_TURNS: dict[int, list[Any]] = {}  # id(model) -> [model, its lock (re-entrant: a count inside a forward), users]
+_TURNS: dict[int, list[Any]] = {}  # id(model) -> [model, its lock (re-entrant: a count inside a forward), users,
+#                                    the thread holding it, how many times it holds it]
 _RNG: list[Any] = [0, None]  # running counts in the process, saved RNG states
 
 
@@ -181,16 +183,62 @@ def model_session(model: torch.nn.Module, index: ModelIndex) -> Iterator[ModelSe
     with _LOCK:
         turn = _TURNS.get(id(model))
         if turn is None or turn[0] is not model:
-            turn = _TURNS[id(model)] = [model, threading.RLock(), 0]
+            turn = _TURNS[id(model)] = [model, threading.RLock(), 0, None, 0]
         turn[2] += 1
     try:
-        with turn[1], _session(model, index) as session:
+        with _turn(turn), _session(model, index) as session:
             yield session
     finally:
         with _LOCK:
             turn[2] -= 1
             if turn[2] == 0 and _TURNS.get(id(model)) is turn:
                 del _TURNS[id(model)]
+
+
+class CountDeadlockError(CountingError):
+    """Two counts that would wait for each other forever: a count called from inside a model's forward wants a
+    model whose count, in another thread, waits (directly or through others) for a model this thread counts."""
+
+    def __init__(self, message: str) -> None:
+        MicronetError.__init__(self, message)
+        self.op, self.module = "", ""
+
+
+_WAITING: dict[int, list[Any]] = {}  # thread ident -> the turn it waits for (turn[3]: its owner, turn[4]: depth)
+
+
+@contextlib.contextmanager
+def _turn(turn: list[Any]) -> Iterator[None]:
+    """Take ``turn`` (re-entrant); refuse, rather than wait, when waiting would close a cycle of threads each
+    waiting for a model another one holds (a count inside a forward, in two threads, on each other's model)."""
+    me = threading.get_ident()
+    with _LOCK:
+        holder, seen = turn, set()
+        while holder is not None and holder[3] is not None and holder[3] != me and holder[3] not in seen:
+            seen.add(holder[3])
+            holder = _WAITING.get(holder[3])
+        if holder is not None and holder[3] == me and turn[3] != me:
+            raise CountDeadlockError(
+                f"count() of a {type(turn[0]).__name__} was called from inside a model's forward while another "
+                "count is running: another thread counts that model, and its count waits for one this thread "
+                "holds, so the two would wait for each other forever. Count the models one after the other, or "
+                "call count() outside the forward")
+        _WAITING[me] = turn
+    try:
+        turn[1].acquire()
+    finally:
+        with _LOCK:
+            del _WAITING[me]
+    with _LOCK:
+        turn[3], turn[4] = me, turn[4] + 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            turn[4] -= 1
+            if turn[4] == 0:
+                turn[3] = None
+        turn[1].release()
 
 
 @contextlib.contextmanager

@@ -43,12 +43,19 @@ from micronet_score.counting.sdpa import AttentionMode, AttentionPath
 from micronet_score.counting.stored import StoredTensor, StoredTensors, canonical_name
 from micronet_score.counting.taint import TaintTracking
 from micronet_score.counting.walk import out_tensors, tensors_in
-from micronet_score.errors import ComplexTensorError, CountingError, MicronetError, UnsupportedOpError
+from micronet_score.errors import (
+    ComplexTensorError,
+    CountingError,
+    InputError,
+    MicronetError,
+    UnsupportedOpError,
+)
 
 __all__ = ["AttentionMode", "BatchNormUse", "Event", "FoldTarget", "IdMap", "StoredTensor", "Tracer",
            "canonical_name"]
 
 
+_INF = float("inf")
 _OVERWRITES = frozenset(getattr(aten, name) for name in ("copy_", "fill_", "zero_"))
 
 
@@ -246,6 +253,11 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
                 "model (e.g. real and imaginary parts as separate channels)", module=module)
         call = OpCall(args, kwargs, out, self.channel_stats, self.is_static, self.unpack)
         cost = entry.fn(call)
+        if not (0 <= cost.mults < _INF and 0 <= cost.adds < _INF) or (
+                cost.mult_bits is not None and not (type(cost.mult_bits) is int and 1 <= cost.mult_bits <= 64)):
+            raise InputError(f"the cost function of operator '{op.name}' ({getattr(entry.fn, '__qualname__', '?')}) "
+                             f"returned {cost!r}: counts are finite numbers >= 0 and mult_bits None or a width in "
+                             "1..64")
         if cost.mult_bits is not None:
             mult_bits = cost.mult_bits
         else:

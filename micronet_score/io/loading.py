@@ -27,8 +27,9 @@ from typing import Any
 
 import torch
 
+from micronet_score.errors import CheckpointError
 from micronet_score.io.fake_quant import apply_fake_quant, plan_fake_quant
-from micronet_score.io.files import open_regular
+from micronet_score.io.files import clean, open_regular
 from micronet_score.io.limits import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_INFLATED_BYTES, Limits
 from micronet_score.io.matching import fold_prune_masks, match_keys
 from micronet_score.io.safetensors_reader import load_safetensors
@@ -75,6 +76,48 @@ def _read(path: PathLike, allow_globals: Sequence[str], limits: Limits) -> tuple
         return dict(state), kind, source_key, opened.name
 
 
+def _refuse_unplaceable(plan: Any, modules: dict[str, torch.nn.Module], name: str) -> None:
+    """Refuse, before the model is touched, quantizer state that ``quantize_`` would give no place to."""
+    from micronet_score.compress.fakequant import FAKE_QUANT_CLASSES
+
+    odd = [layer for layer in plan.layers if type(modules[layer]) not in FAKE_QUANT_CLASSES]
+    if odd:
+        raise CheckpointError(f"{name} holds fake-quant buffers for layer {clean(repr(odd[0]))} "
+                              f"({type(modules[odd[0]]).__name__}), but quantize_ fake-quantizes only layers of "
+                              "exact type nn.Conv1d/2d/3d or nn.Linear; nothing was loaded: the checkpoint was not "
+                              "saved from this model")
+    if plan.config.act_bits is None:
+        raise CheckpointError(f"{name} holds activation ranges (*.input_fake_quant.min_val/max_val) but "
+                              "fake_quant has act_bits=None, which installs no activation quantizer to load them "
+                              "into; nothing was loaded: state the activation bits the model was saved with")
+
+
+class _Undo:
+    """Puts back what installing fake quantizers changes: each layer's class and submodules, the record."""
+
+    def __init__(self, model: torch.nn.Module, layers: Sequence[str]) -> None:
+        from micronet_score.compress.history import ATTRIBUTE
+
+        self._attribute = ATTRIBUTE
+        self._model = model
+        self._record = model.__dict__.get(ATTRIBUTE, _MISSING)
+        modules = dict(model.named_modules())
+        self._layers = [(modules[n], type(modules[n]), dict(modules[n]._modules)) for n in layers if n in modules]
+
+    def __call__(self) -> None:
+        for module, cls, children in self._layers:
+            module.__class__ = cls
+            module._modules.clear()
+            module._modules.update(children)
+        if self._record is _MISSING:
+            self._model.__dict__.pop(self._attribute, None)
+        else:
+            self._model.__dict__[self._attribute] = self._record
+
+
+_MISSING = object()
+
+
 def read_state_dict(path: PathLike, *, allow_globals: Sequence[str] = (),
                     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
                     max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES) -> dict[str, torch.Tensor]:
@@ -100,11 +143,14 @@ def load_checkpoint(model: torch.nn.Module, path: PathLike, *, allow_globals: Se
     state, kind, source_key, name = _read(path, allow_globals, Limits(max_header_bytes, max_inflated_bytes))
     expected = model.state_dict()
     state, folded = fold_prune_masks(state, expected)
-    plan = plan_fake_quant(state, expected, dict(model.named_modules()), fake_quant)
+    modules = dict(model.named_modules())
+    plan = plan_fake_quant(state, expected, modules, fake_quant)
     if plan is not None:
+        _refuse_unplaceable(plan, modules, name)
         expected = dict(expected)
-        for key in plan.keys:  # the buffers quantize_ will add: shapes as saved (scalars)
-            expected[key] = state[key]
+        for key in plan.keys:  # the buffers quantize_ will add: scalars, so other shapes are refused here
+            expected[key] = torch.empty((), dtype=state[key].dtype if state[key].is_floating_point()
+                                        else torch.float32)
     match = match_keys(state, expected, name)
     notes = list(match.notes)
     if folded:
@@ -115,9 +161,18 @@ def load_checkpoint(model: torch.nn.Module, path: PathLike, *, allow_globals: Se
             if plan.assumed else "read from the file"
         notes.append(f"fake-quantized {len(plan.layers)} layer(s) as saved, {cfg.weight_bits}-bit weights and "
                      f"{cfg.act_bits}-bit activations, bit widths {how}")
-        apply_fake_quant(model, plan)
-    with torch.no_grad():
-        model.load_state_dict(match.state, strict=True)
+    undo = _Undo(model, plan.layers if plan is not None else ())
+    try:
+        if plan is not None:
+            apply_fake_quant(model, plan)
+        with torch.no_grad():
+            model.load_state_dict(match.state, strict=True)
+    except Exception as error:  # validated above; anything left puts the model's structure back
+        undo()
+        detail = clean(" ".join(str(error).split()))[:300] or type(error).__name__
+        removed = "the fake quantizers were removed again, but " if plan is not None else ""
+        raise CheckpointError(f"{name} could not be loaded into the model ({type(error).__name__}: {detail}); "
+                              f"{removed}values already copied stay: rebuild the model before using it") from error
     return Loaded(model, name, kind, source_key, match.prefix_removed, match.prefix_added, tuple(folded),
                   plan.config if plan is not None else None, tuple(notes))
 

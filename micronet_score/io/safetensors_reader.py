@@ -1,5 +1,5 @@
-"""Reading safetensors files: the header checked (size within the limit, then JSON, offsets within the file)
-before ``safetensors`` parses it, and tensors read whole (loading) or in slices (scanning)."""
+"""Reading safetensors files: the header checked (size within the limit and the file, then JSON with one level of
+entries and no repeated name, offsets two whole numbers within the file) before ``safetensors`` parses it, and tensors read whole (loading) or in slices (scanning)."""
 
 from __future__ import annotations
 
@@ -30,12 +30,18 @@ def check_header(opened: OpenedFile, limits: Limits) -> list[str]:
         raise CheckpointError(f"{name}: its safetensors header declares {n:,} bytes, over the limit of "
                               f"{limits.max_header_bytes:,} (max_header_bytes); if you trust the file, raise it "
                               "(max_header_bytes= in Python, --max-header-mb on the command line)")
+    if n > opened.size - 8:
+        raise CheckpointError(f"{name} is truncated: its safetensors header announces {n:,} bytes but only "
+                              f"{max(opened.size - 8, 0):,} follow the length field")
     raw = os.pread(opened.fd, n, 8)
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = json.loads(raw, object_pairs_hook=_unique, parse_constant=_no_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise CheckpointError(f"{name}: the safetensors header is not valid JSON ({clean(exc)}); the file is "
                               "corrupt or not a safetensors file") from None
+    except RecursionError:
+        raise CheckpointError(f"{name}: the safetensors header nests too deeply to parse (a safetensors header "
+                              "is one level of entries); the file is corrupt or crafted") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{name}: the safetensors header is not a JSON object; the file is corrupt")
     data_start = 8 + n
@@ -43,11 +49,12 @@ def check_header(opened: OpenedFile, limits: Limits) -> list[str]:
     for key, info in header.items():
         if key == "__metadata__":
             continue
-        try:
-            begin, end = (int(v) for v in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(v) for v in offsets)
+                and 0 <= offsets[0] <= offsets[1]):
             raise CheckpointError(f"{name}: entry {clean(key)!r} of the safetensors header has no valid "
-                                  "data_offsets; the file is corrupt") from None
+                                  "data_offsets (two whole numbers, 0 <= begin <= end); the file is corrupt")
+        begin, end = offsets
         if data_start + end > opened.size:
             raise CheckpointError(f"{name} is truncated: tensor {clean(key)!r} ends at byte {data_start + end:,} "
                                   f"but the file has {opened.size:,} bytes")
@@ -55,12 +62,30 @@ def check_header(opened: OpenedFile, limits: Limits) -> list[str]:
     return [key for _, key in sorted(entries)]
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a name given twice is refused (readers disagree on which one wins)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the name {clean(key)!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _no_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not JSON")
+
+
 def _module(name: str) -> Any:
     try:
         import safetensors
     except ImportError:
         raise CheckpointError(f"{name} is a safetensors file and reading it needs the safetensors package: "
-                              "pip install safetensors (or pip install 'micronet-score[safetensors]')") from None
+                              "pip install safetensors") from None
     return safetensors
 
 

@@ -1,7 +1,8 @@
 """Reading a PyTorch checkpoint (``torch.save``'s zip format, or the legacy pickle) without running its code.
 
 Before ``torch.load`` sees a zip, :func:`inspect_zip` reads its directory and its pickle's opcodes (never
-executing them) and checks what the file declares: the pickle within ``max_header_bytes``, every storage the
+executing them) and checks what the file declares: no record name given twice (torch reads the first record of
+a name, the zip directory keeps the last), the pickle within ``max_header_bytes``, every storage the
 pickle names present with at least the bytes it declares (a short record would make a memory-mapped load read
 the zip's own metadata as weights), and deflate-compressed records (``torch.save`` writes none; a re-zipped
 file may) within ``max_inflated_bytes`` in total. A file with compressed records is then loaded without
@@ -47,7 +48,13 @@ def inspect_zip(opened: OpenedFile, limits: Limits) -> ZipSummary:
     name = opened.name
     try:
         with zipfile.ZipFile(opened.path) as archive:
-            infos = {info.filename: info for info in archive.infolist()}
+            infos: dict[str, zipfile.ZipInfo] = {}
+            for info in archive.infolist():
+                if info.filename in infos:
+                    raise CheckpointError(f"{name}: the zip archive holds two records named "
+                                          f"{clean(info.filename)!r}; readers disagree on which one counts (torch "
+                                          "reads the first), so the file is refused: re-save it with torch.save")
+                infos[info.filename] = info
             pkl = next((n for n in infos if n == "data.pkl" or n.endswith("/data.pkl")), None)
             if pkl is None:
                 raise CheckpointError(f"{name} is a zip archive without data.pkl: not written by torch.save "

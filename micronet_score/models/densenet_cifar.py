@@ -81,15 +81,13 @@ class DenseLayer(nn.Module):
         super().__init__()
         inner = 4 * growth_rate
         self.bn1 = nn.BatchNorm2d(in_planes)
-        self.relu1 = nn.ReLU()
         self.conv1 = _conv(f"{name} 1x1 bottleneck conv", in_planes, inner, 1, groups.bottleneck)
         self.bn2 = nn.BatchNorm2d(inner)
-        self.relu2 = nn.ReLU()
         self.conv2 = _conv(f"{name} 3x3 conv", inner, growth_rate, 3, groups.conv3x3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(self.relu1(self.bn1(x)))
-        out = self.conv2(self.relu2(self.bn2(out)))
+        out = self.conv1(F.relu(self.bn1(x)))
+        out = self.conv2(F.relu(self.bn2(out)))
         return torch.cat([out, x], 1)
 
 
@@ -99,11 +97,10 @@ class Transition(nn.Module):
     def __init__(self, in_planes: int, out_planes: int, groups: int, name: str = "transition"):
         super().__init__()
         self.bn = nn.BatchNorm2d(in_planes)
-        self.relu = nn.ReLU()
         self.conv = _conv(f"{name} 1x1 conv", in_planes, out_planes, 1, groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(self.conv(self.relu(self.bn(x))), 2)
+        return F.avg_pool2d(self.conv(F.relu(self.bn(x))), 2)
 
 
 class DenseNetCIFAR(nn.Module):
@@ -153,12 +150,11 @@ class DenseNetCIFAR(nn.Module):
                 planes = out_planes
         self.features = nn.Sequential(features)
         self.bn = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU()
         self.linear = nn.Linear(planes, num_classes)
         self.num_features = planes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn(self.features(x)))
+        out = F.relu(self.bn(self.features(x)))
         out = F.adaptive_avg_pool2d(out, 1)  # == avg_pool2d(out, 4) for four blocks at 32x32
         return self.linear(torch.flatten(out, 1))
 

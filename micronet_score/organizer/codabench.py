@@ -8,14 +8,15 @@ Codabench runs it with ``INPUT_DIR`` holding ``res/`` (the participant's upload:
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 from typing import Any
 
 from micronet_score.organizer.errors import SubmissionError
+from micronet_score.organizer.redact import redact, roots
 from micronet_score.organizer.scoring import score_entry
 from micronet_score.organizer.submissions import SUBMISSION_FILE, read_toml
+from micronet_score.render.codabench import detailed_results_html
 
 
 def run_codabench(input_dir: str | Path, output_dir: str | Path, *, device: str = "cpu") -> dict[str, Any]:
@@ -37,17 +38,16 @@ def run_codabench(input_dir: str | Path, output_dir: str | Path, *, device: str 
     data = dict(challenge["data"])
     data["path"] = str((ref / str(data["path"])).resolve())
     row = score_entry({"entry": entry, "base": str(res.resolve()), "rules": rules, "data": data,
-                       "batch_size": int(challenge.get("batch_size", 256)), "device": device})
-    (out / "detailed_results.html").write_text(_detail_html(row), encoding="utf-8")
+                       "batch_size": int(challenge.get("batch_size", 256)), "device": device, "details": True})
+    public = redact(row, roots(base=res.resolve().parent, data=data["path"], out=out))  # what the participant sees
+    shown = {str(folder): folder.name for folder in (res, ref, res.resolve(), ref.resolve())}
+    (out / "detailed_results.html").write_text(_detail_html(public, shown), encoding="utf-8")
     if row.get("error"):
-        raise SubmissionError(f"submission not scored: {row['error']}")
+        raise SubmissionError(f"submission not scored: {public['error']}")
     scores = {k: row[k] for k in ("score", "accuracy", "param_term", "ops_term")}
     (out / "scores.json").write_text(json.dumps(scores) + "\n", encoding="utf-8")
     return row
 
 
-def _detail_html(row: dict[str, Any]) -> str:
-    items = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-                    for k, v in row.items())
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>MicroNet score</title></head><body>"
-            f"<h1>MicroNet score</h1><table>{items}</table></body></html>\n")
+def _detail_html(row: dict[str, Any], paths: dict[str, str] | None = None) -> str:
+    return detailed_results_html(row, paths)

@@ -52,7 +52,8 @@ def evaluate(model: torch.nn.Module, data: Dataset, *, batch_size: int = 256,
     """Count the test examples ``model`` classifies right (argmax of its output equals the label).
 
     A plain batched ``torch.inference_mode()`` loop in eval mode; the model's training flag and device are
-    restored afterwards. ``progress``: a tqdm bar (if installed) when True, or when None and the run takes more
+    restored afterwards. Labels the model's outputs cannot match (a label of 99 for 10 logits) are refused.
+    ``progress``: a tqdm bar (if installed) when True, or when None and the run takes more
     than a couple of seconds.
 
     >>> import torch
@@ -86,6 +87,8 @@ def evaluate(model: torch.nn.Module, data: Dataset, *, batch_size: int = 256,
                 if out.ndim != 2 or out.shape[0] != stop - start:
                     raise DatasetError(f"the model returned shape {tuple(out.shape)} for a batch of "
                                        f"{stop - start}; expected (batch, classes) logits")
+                if start == 0:
+                    _check_labels(data, int(out.shape[1]))
                 correct += int((out.argmax(dim=1).cpu() == data.y[start:stop]).sum())
                 bar = _progress(bar, progress, started, stop, len(data))
     finally:
@@ -95,6 +98,17 @@ def evaluate(model: torch.nn.Module, data: Dataset, *, batch_size: int = 256,
             model.to(home)
         model.train(was_training)
     return Accuracy(correct, len(data))
+
+
+def _check_labels(data: Dataset, logits: int) -> None:
+    """Refuse labels no output of the model can match (the data of another task, a wrapped negative label)."""
+    low, high = int(data.y.min()), int(data.y.max())
+    if low < 0:
+        raise DatasetError(f"the test set has label {low}; labels are class indices 0, 1, ...")
+    if high >= logits:
+        raise DatasetError(f"the test set has label {high} but the model gives {logits} logits (classes "
+                           f"0..{logits - 1}): the data and the model are of different tasks"
+                           + (f" (the data declares {data.classes} classes)" if data.classes else ""))
 
 
 def _progress(bar: Any, progress: bool | None, started: float, done: int, total: int) -> Any:

@@ -39,7 +39,7 @@ class DaskExecutor(Executor):
                 from distributed import Client
             except ImportError:
                 raise SubmissionError("--scheduler needs dask distributed: pip install "
-                                      "'micronet-score[cluster]'") from None
+                                      "'dask[distributed]' (in a clone: pip install -e '.[cluster]')") from None
             try:
                 client = Client(address, timeout="30s")
             except Exception as exc:

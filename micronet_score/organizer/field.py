@@ -57,6 +57,40 @@ def published(name: str) -> tuple[PublishedEntry, ...]:
     return rows
 
 
+def check_against(name: str, rules: Any) -> tuple[PublishedEntry, ...]:
+    """The published field ``name`` if a board scored under ``rules`` (a rule set or its name) may be ranked
+    among it: the same track (dataset and metric) and the same baselines and threshold as the field's own rule
+    set (the shipped rule set of the same name). Otherwise one :class:`SubmissionError` line naming both.
+
+    >>> len(check_against("micronet-2019-cifar100", "micronet-2019-cifar100"))
+    30
+    """
+    from micronet_score import rules as rules_mod
+
+    field = published(name)
+    theirs, ours = rules_mod.get(name), rules_mod.get(rules)
+    if (_track(ours.dataset), ours.metric, ours.lower_is_better) != (
+            _track(theirs.dataset), theirs.metric, theirs.lower_is_better):
+        same = [n for n in names() if _track(rules_mod.get(n).dataset) == _track(ours.dataset)]
+        hint = f"use --against {same[0]}" if same else "no published field is of that track; leave out --against"
+        raise SubmissionError(
+            f"--against {name} is the {theirs.dataset} track ({theirs.metric}), but the board's rule set "
+            f"{ours.name!r} is {ours.dataset or 'of no named dataset'} ({ours.metric}): their scores cannot be "
+            f"ranked together; {hint}")
+    for key in ("param_baseline", "ops_baseline", "threshold"):
+        mine, field_value = getattr(ours, key), getattr(theirs, key)
+        if mine != field_value:
+            raise SubmissionError(
+                f"--against {name}: the board's rule set {ours.name!r} has {key} = {mine!r} where {name} has "
+                f"{field_value!r}: scores under other baselines or another threshold cannot be ranked together; "
+                f"score under rules = \"{name}\" or leave out --against")
+    return field
+
+
+def _track(dataset: str) -> str:
+    return "".join(ch for ch in str(dataset).casefold() if ch.isalnum())
+
+
 @functools.lru_cache(maxsize=1)
 def _all() -> tuple[PublishedEntry, ...]:
     text = resources.files("micronet_score.organizer").joinpath("data/micronet-2019.csv").read_text("utf-8")

@@ -15,11 +15,13 @@ args = { num_classes = 100 }          # optional builder arguments
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
@@ -43,13 +45,17 @@ class Leaderboard:
     ``param_term``, ``ops_term``, ``score``, ``error``, ``published``); ``scored`` counts the entries scored in
     this run (the others came from the result store); ``unscored`` the entries this run could not score for a
     fault of the machinery (a process that could not start, a lost worker): shown, not stored, retried by a
-    rerun."""
+    rerun. ``manifest_dir`` and ``data_path`` are the organizer's absolute paths, which published files replace
+    by relative ones (see :mod:`micronet_score.organizer.redact`); ``ruleset`` is the :class:`~micronet_score.rules.RuleSet` scored under (its threshold is drawn on the plot)."""
 
     rules: str
     rows: tuple[dict[str, Any], ...]
     scored: int = 0
     against: str | None = None
     outputs: dict[str, Path] = field(default_factory=dict)
+    manifest_dir: str | None = None
+    data_path: str | None = None
+    ruleset: Any = None
     unscored: int = 0
 
     def to_json(self) -> str:
@@ -174,6 +180,10 @@ def leaderboard(manifest: str | Path, out: str | Path | None = None, *, workers:
     if rules_name.endswith(".toml") and not Path(rules_name).is_absolute():
         rules_name = str(base / rules_name)
     ruleset = rules_mod.get(rules_name)
+    if against:  # refused before anything is scored
+        from micronet_score.organizer.field import check_against
+
+        check_against(against, ruleset)
     data = dict(spec["data"])
     data["path"] = str((base / str(data["path"])).resolve())
     out_dir = Path(out) if out is not None else base
@@ -216,7 +226,8 @@ def leaderboard(manifest: str | Path, out: str | Path | None = None, *, workers:
 
             ordered += [e.to_row() for e in published(against)]
         board = Leaderboard(rules=ruleset.name, rows=tuple(rank(ordered)), scored=counts["scored"],
-                            against=against, unscored=counts["unscored"])
+                            against=against, manifest_dir=str(base), data_path=str(data["path"]), ruleset=ruleset,
+                            unscored=counts["unscored"])
         try:
             board.outputs.update(write_outputs(board, out_dir))
         except OSError as exc:
@@ -301,31 +312,60 @@ def result_key(task: Mapping[str, Any], ruleset: Any) -> str:
 
 def rank(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows ordered by score (lower is better): entries that meet the accuracy threshold (or have none) first,
-    then those below it (as the challenge placed only qualifying entries), each by score; ranks 1, 2, ... over
-    every scored row (published rows included); failed entries last, without a rank."""
-    scored = sorted((r for r in rows if r.get("error") is None and r.get("score") is not None),
-                    key=lambda r: (r.get("passed") is False, r["score"], str(r.get("name"))))
-    failed = sorted((r for r in rows if r.get("error") is not None or r.get("score") is None),
-                    key=lambda r: str(r.get("name")))
-    out = []
+    then those below it (as the challenge placed only qualifying entries), each by score, then by name.
+
+    Ranks are standard competition ranking over every scored row (published rows included): rows in the same
+    group whose scores are equal as floats share a rank and the next rank skips (1, 2, 3, 3, 5). Scores are
+    compared exactly, not as displayed: two scores that print alike at six decimals may rank apart (the JSON and
+    CSV hold the full values). Failed entries (an error, or no finite score) come last, without a rank.
+    """
+    def scorable(r: dict[str, Any]) -> bool:
+        score = r.get("score")
+        return (r.get("error") is None and isinstance(score, (int, float)) and not isinstance(score, bool)
+                and math.isfinite(score))
+
+    scored = sorted((r for r in rows if scorable(r)),
+                    key=lambda r: (r.get("passed") is False, float(r["score"]), str(r.get("name"))))
+    failed = sorted((r for r in rows if not scorable(r)), key=lambda r: str(r.get("name")))
+    out: list[dict[str, Any]] = []
+    previous: tuple[bool, float] | None = None
+    current = 0
     for i, r in enumerate(scored, start=1):
-        out.append({**r, "rank": i})
+        place = (r.get("passed") is False, float(r["score"]))
+        if place != previous:
+            current, previous = i, place
+        out.append({**r, "rank": current})
     out.extend({**r, "rank": None} for r in failed)
     return out
 
 
 def write_outputs(board: Leaderboard, out_dir: str | Path) -> dict[str, Path]:
-    """``leaderboard.{md,csv,json,html}`` in ``out_dir``, each written to a temporary file and renamed."""
+    """``leaderboard.{md,csv,json,html}`` in ``out_dir``, each written to a temporary file of its own (two boards
+    writing one folder never share one) and renamed over the last.
+
+    What is published names no absolute path of this machine: every string of every row is rewritten relative
+    to the manifest's folder (the test data as ``<data>``, ``out_dir`` as ``<out>``, any other absolute path as
+    ``<path>/`` and its file name); ``board`` itself is left as it is."""
+    from micronet_score.organizer.redact import redact, roots
     from micronet_score.render import leaderboard as render
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for ext, text in (("md", render.to_markdown(board)), ("csv", render.to_csv(board)),
-                      ("json", board.to_json() + "\n"), ("html", render.to_html(board))):
+    paths = roots(base=board.manifest_dir, data=board.data_path, out=out_dir)
+    public = dataclasses.replace(board, rules=redact(board.rules, paths),
+                                 rows=tuple(redact(dict(row), paths) for row in board.rows), outputs={})
+    written = {}
+    for ext, text in (("md", render.to_markdown(public)), ("csv", render.to_csv(public)),
+                      ("json", public.to_json() + "\n"), ("html", render.to_html(public))):
         target = out_dir / f"leaderboard.{ext}"
-        tmp = target.with_suffix(f".{ext}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-        paths[ext] = target
-    return paths
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".leaderboard.{ext}.", suffix=".tmp")  # a unique name
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o644)  # published: readable by a web server, as a plain write would be
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written[ext] = target
+    return written

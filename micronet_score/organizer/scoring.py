@@ -104,6 +104,11 @@ def _score_into(row: dict[str, Any], entry: dict[str, Any], task: Mapping[str, A
                param_term=result.param_term, ops_term=result.ops_term, score=result.value,
                param_storage=result.param_storage, math_ops=result.math_ops, rules=ruleset.name,
                convention=ruleset.counting.name)
+    if task.get("details"):  # the Codabench page's extras: the rule set's numbers and every layer's row (dicts)
+        import dataclasses
+
+        row.update(threshold=result.threshold, param_baseline=result.param_baseline,
+                   ops_baseline=result.ops_baseline, layers=[dataclasses.asdict(r) for r in report.layers])
 
 
 def _out_of_memory(exc: BaseException, limit: int | None) -> str | None:

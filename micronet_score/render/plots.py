@@ -26,7 +26,7 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError as exc:
-        raise MissingExtraError("plots need matplotlib: pip install 'micronet-score[plot]'") from exc
+        raise MissingExtraError("plots need matplotlib: pip install matplotlib (in a clone: pip install -e '.[plot]')") from exc
     headless = sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and \
         not os.environ.get("WAYLAND_DISPLAY")
     if headless and "MPLBACKEND" not in os.environ and "matplotlib.pyplot" not in sys.modules:
@@ -40,56 +40,107 @@ def _percent(values: list[float], total: float) -> list[float]:
     return [100.0 * v / total if total else 0.0 for v in values]
 
 
-def report_plot(report: Report, depth: int | None = 1) -> Figure:
-    """Three panels: each layer's share of parameter storage and math ops (merged to ``depth``), the values and
-    multiplications by bit width, and each layer's density (non-zero / stored values)."""
+def _ranked(rows: list[Any], metric: str, top: int) -> tuple[list[Any], float, int]:
+    """The ``top`` rows with the largest ``metric`` (largest first), the sum of the rest and how many they are."""
+    costly = sorted((r for r in rows if getattr(r, metric)), key=lambda r: getattr(r, metric), reverse=True)
+    rest = costly[top:]
+    return costly[:top], sum(getattr(r, metric) for r in rest), len(rest)
+
+
+def _layer_panel(ax: Any, rows: list[Any], metric: str, total: float, top: int, what: str, color: str) -> list[Any]:
+    """Horizontal bars of the ``top`` rows by ``metric`` and one grey "other" bar, each labelled with its value and
+    its share of ``total``; returns the rows shown."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    shown, rest, n_rest = _ranked(rows, metric, top)
+    names = [r.name or "(root)" for r in shown]
+    values = [float(getattr(r, metric)) for r in shown]
+    colors = [color] * len(shown)
+    if n_rest:
+        names.append(f"other ({n_rest} layer{'s' if n_rest != 1 else ''})")
+        values.append(rest)
+        colors.append("0.65")
+    y = list(range(len(values)))
+    # a long tail's "other" bar would squash the ranked bars: past the axis it is cut, hatched and labelled
+    limit = 1.45 * max(values[:len(shown)] or values or [1.0]) or 1.0
+    bars = ax.barh(y, [min(v, limit) for v in values], 0.7, color=colors)
+    ax.set_yticks(y, names, fontsize=8)
+    ax.invert_yaxis()
+    for i, v, bar in zip(y, values, bars):
+        share = f" ({100 * v / total:.1f}%)" if total else ""
+        if v > limit:
+            bar.set_hatch("//")
+            bar.set_edgecolor("white")
+            ax.annotate(f"{v:,.1f}{share} (bar cut short)", (0.98 * limit, i), ha="right", va="center",
+                        fontsize=7, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none"})
+        else:
+            ax.annotate(f"{v:,.1f}{share}", (v, i), xytext=(3, 0), textcoords="offset points", va="center",
+                        fontsize=7)
+    ax.set_xlim(0, limit)
+    ax.set_xlabel(f"32-bit equivalents (total {total:,.1f})")
+    ax.set_title(f"{what}: top {len(shown)} of {len(shown) + n_rest} layers", fontsize=10)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    return shown
+
+
+def report_plot(report: Report, depth: int | None = None, top: int = 12) -> Figure:
+    """Four panels: the ``top`` layers by 32-bit-equivalent parameter storage and by math operations (each with
+    an "other" bar for the rest, so the bars add up to the total), the stored values and multiplications by bit
+    width, and the density (non-zero / stored values) of the layers of the storage panel.
+
+    ``depth``: ``None`` ranks the layer rows as counted (however deep they sit); a number first sums the rows
+    below that many name levels into their ancestor (``1``: one bar per top-level child)."""
     plt = _pyplot()
+    if top < 1:
+        raise InputError(f"report.plot(top={top}): top must be at least 1")
     rows = [r for r in report.merged(depth) if r.param_storage or r.math_ops]
-    names = [r.name or "(root)" for r in rows]
-    fig, (by_layer, by_bits, density) = plt.subplots(
-        1, 3, figsize=(15, max(3.5, 0.28 * len(rows) + 1.5)), gridspec_kw={"width_ratios": [3, 2, 2]})
-    y = list(range(len(rows)))
-    by_layer.barh([i - 0.2 for i in y], _percent([r.param_storage for r in rows], report.param_storage), 0.4,
-                  label="parameter storage")
-    by_layer.barh([i + 0.2 for i in y], _percent([r.math_ops for r in rows], report.math_ops), 0.4,
-                  label="math ops")
-    by_layer.set_yticks(y, names, fontsize=8)
-    by_layer.invert_yaxis()
-    by_layer.set_xlabel("% of the model's 32-bit-equivalent total")
-    by_layer.set_title("By layer")
-    by_layer.legend(loc="lower right", fontsize=8)
+    n_bars = min(top, len(rows)) + 1
+    fig, axes = plt.subplots(2, 2, figsize=(14, max(7.0, 0.5 * n_bars + 4.5)),
+                             gridspec_kw={"height_ratios": [max(n_bars, 3), 4]})
+    (storage_ax, ops_ax), (by_bits, density) = axes
+    stored = _layer_panel(storage_ax, rows, "param_storage", report.param_storage, top, "Parameter storage",
+                          "tab:blue")
+    _layer_panel(ops_ax, rows, "math_ops", report.math_ops, top, "Math operations", "tab:orange")
 
     widths = sorted(set(report.params_by_bits) | set(report.mults_by_bits))
     x = list(range(len(widths)))
     by_bits.bar([i - 0.2 for i in x], _percent([report.params_by_bits.get(b, 0) for b in widths], report.params),
-                0.4, label="stored values")
+                0.4, label="stored values", color="tab:blue")
     by_bits.bar([i + 0.2 for i in x], _percent([report.mults_by_bits.get(b, 0) for b in widths], report.mults),
-                0.4, label="multiplications")
+                0.4, label="multiplications", color="tab:orange")
     by_bits.set_xticks(x, [f"{b}-bit" for b in widths])
     by_bits.set_ylabel("% of all")
-    by_bits.set_title("By bit width")
+    by_bits.set_ylim(0, 105)
+    by_bits.set_title("By bit width", fontsize=10)
     by_bits.legend(fontsize=8)
 
-    stored = [r for r in rows if r.params]
+    stored = [r for r in stored if r.params]
     if report.nonzeros_known and stored:
         dens = [100.0 * (r.nonzero_params or 0) / r.params for r in stored]
-        density.barh(list(range(len(stored))), dens, 0.6, color="tab:green")
-        density.set_yticks(list(range(len(stored))), [r.name or "(root)" for r in stored], fontsize=8)
+        names = [r.name or "(root)" for r in stored]
+        if report.params and report.nonzero_params is not None:
+            dens.append(100.0 * report.nonzero_params / report.params)
+            names.append("whole model")
+        y = list(range(len(dens)))
+        density.barh(y, dens, 0.7, color=["tab:green"] * len(stored) + ["0.45"] * (len(dens) - len(stored)))
+        density.set_yticks(y, names, fontsize=7)
         density.invert_yaxis()
         density.set_xlim(0, 100)
+        density.set_title("Density of the storage panel's layers", fontsize=10)
     else:
         density.text(0.5, 0.5, "non-zeros unknown\n(meta tensors)", ha="center", va="center",
                      transform=density.transAxes)
+        density.set_title("Density of stored values", fontsize=10)
     density.set_xlabel("% non-zero")
-    density.set_title("Density of stored values")
-    fig.suptitle(f"{report.model or 'model'}: {report.param_storage:,.1f} parameters, "
-                 f"{report.math_ops:,.1f} operations (32-bit equivalents)")
+    fig.suptitle(f"{report.model or 'model'}: parameter storage {report.param_storage:,.1f}, math operations "
+                 f"{report.math_ops:,.1f} (32-bit equivalents)")
     fig.tight_layout()
     plt.close(fig)
     return fig
 
 
-def comparison_plot(comparison: Comparison, depth: int | None = 1, top: int = 12) -> Figure:
+def comparison_plot(comparison: Comparison, depth: int | None = None, top: int = 12) -> Figure:
     """Two panels: the ``top`` layers whose storage or operations changed most, before and after, and the
     stored values and multiplications by bit width before and after."""
     plt = _pyplot()
@@ -156,29 +207,41 @@ def plot_history(steps: Mapping[str, Score] | Iterable[tuple[str, Score] | tuple
     fine-tuned), joined in order, with the rule set's accuracy threshold as a dashed line.
 
     ``steps``: ``{label: Score}`` or ``[(label, Score), ...]`` with scores made with ``accuracy=``, or
-    ``[(label, score_value, accuracy), ...]``. Lower score is better: the x axis runs right to left.
+    ``[(label, score_value, accuracy), ...]``. Lower score is better: the x axis runs right to left. Each label
+    sits at the nearest spot clear of the other labels, the points and the legend (joined to its point by a line
+    when moved out); steps at the same point (a fine-tuning that changed nothing) share one label.
 
     >>> import micronet_score as ms
     >>> fig = ms.plot_history([("dense", 0.40, 0.81), ("pruned", 0.21, 0.79), ("fine-tuned", 0.21, 0.805)])
     >>> [ax.get_xlabel() for ax in fig.axes]
     ['score (lower is better)']
     """
+    from micronet_score.render.labels import place_labels
+
     plt = _pyplot()
     points = _steps(steps)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     xs, ys = [p[1] for p in points], [100 * p[2] for p in points]
     ax.plot(xs, ys, "-", color="0.6", zorder=1)
-    ax.scatter(xs, ys, zorder=2, c=range(len(points)), cmap="viridis")
-    for label, x, y in zip((p[0] for p in points), xs, ys):
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
+    ax.scatter(xs, ys, zorder=2, c=range(len(points)), cmap="viridis", edgecolors="0.25", linewidths=0.6)
+    ax.margins(0.15, 0.12)
     threshold = next((p[3] for p in points if p[3] is not None), None)
+    legend = []
     if threshold is not None:
         ax.axhline(100 * threshold, ls="--", color="tab:red", label=f"threshold {threshold:.2%}")
-        ax.legend(fontsize=8)
+        legend.append(ax.legend(fontsize=8, loc="best"))
     ax.set_xlabel("score (lower is better)")
     ax.set_ylabel("accuracy (%)")
     ax.invert_xaxis()
     ax.set_title("Compression history")
     fig.tight_layout()
+    fig.draw_without_rendering()  # fixes the limits and the legend's spot, which the labels then keep clear of
+    for leg in legend:
+        corner = ax.transAxes.inverted().transform(leg.get_window_extent().p0)
+        leg.set_loc(tuple(corner))
+    spots: dict[tuple[float, float], list[str]] = {}  # steps that changed nothing share a point and one label
+    for label, x, y in zip((p[0] for p in points), xs, ys):
+        spots.setdefault((x, y), []).append(label)
+    place_labels(ax, list(spots), [", ".join(labels) for labels in spots.values()], avoid=legend)
     plt.close(fig)
     return fig

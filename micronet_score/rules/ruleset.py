@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from micronet_score.convention import Convention, get_convention
-from micronet_score.errors import UnknownRuleSetError
+from micronet_score.convention import Convention, ConventionError, get_convention
+from micronet_score.errors import MicronetError, UnknownRuleSetError
 
 
 @dataclass(frozen=True)
@@ -50,20 +51,59 @@ class RuleSet:
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
-            raise ValueError("a rule set needs a non-empty name")
+            raise RuleSetError("a rule set needs a non-empty name")
         for attr in ("param_baseline", "ops_baseline"):
             value = getattr(self, attr)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise ValueError(f"rule set {self.name!r}: {attr} must be a positive number, got {value!r}")
+            if not _finite(value) or not value > 0:
+                raise RuleSetError(f"rule set {self.name!r}: {attr} must be a finite positive number, got "
+                                   f"{value!r}")
+        for attr in ("dataset", "version", "description", "source", "metric", "data_format"):
+            if not isinstance(getattr(self, attr), str):
+                raise RuleSetError(f"rule set {self.name!r}: {attr} must be a string, got {getattr(self, attr)!r}")
+        if not isinstance(self.lower_is_better, bool):
+            raise RuleSetError(f"rule set {self.name!r}: lower_is_better must be true or false, got "
+                               f"{self.lower_is_better!r}")
         if self.lower_is_better:
-            if self.threshold is not None and (isinstance(self.threshold, bool) or
-                                               not isinstance(self.threshold, (int, float)) or self.threshold <= 0):
-                raise ValueError(f"rule set {self.name!r}: threshold is the largest {self.metric} that passes, a "
-                                 f"positive number; got {self.threshold!r}")
-        elif self.threshold is not None and not 0 <= self.threshold <= 1:
-            raise ValueError(f"rule set {self.name!r}: threshold is a fraction in [0, 1] (0.8 for 80%), "
-                             f"got {self.threshold!r}")
+            if self.threshold is not None and (not _finite(self.threshold) or self.threshold <= 0):
+                raise RuleSetError(f"rule set {self.name!r}: threshold is the largest {self.metric} that passes, "
+                                   f"a finite positive number; got {self.threshold!r}")
+        elif self.threshold is not None and (not _finite(self.threshold) or not 0 <= self.threshold <= 1):
+            raise RuleSetError(f"rule set {self.name!r}: threshold is a fraction in [0, 1] (0.8 for 80%), "
+                               f"got {self.threshold!r}")
+        self._check_data()
         get_convention(self.convention)  # fail early on an unknown convention
+
+    def _check_data(self) -> None:
+        """The counting input and the test data's preprocessing: every field a usable value."""
+        where = f"rule set {self.name!r}"
+        if self.input_size is not None and not _ints(self.input_size, minimum=1):
+            raise RuleSetError(f"{where}: input_size must be a list of positive whole numbers such as [1, 3, 32, "
+                               f"32], got {self.input_size!r}")
+        if self.data_format not in DATA_FORMATS:
+            raise RuleSetError(f"{where}: data_format must be one of {', '.join(repr(f) for f in DATA_FORMATS)}, "
+                               f"got {self.data_format!r}")
+        if not _finite(self.data_scale) or not self.data_scale > 0:
+            raise RuleSetError(f"{where}: data_scale must be a finite positive number (1/255 for 8-bit images), "
+                               f"got {self.data_scale!r}")
+        for attr in ("data_mean", "data_std"):
+            value = getattr(self, attr)
+            if value is not None and not (isinstance(value, tuple) and value and all(_finite(v) for v in value)):
+                raise RuleSetError(f"{where}: {attr} must be a list of finite numbers, one per channel, got "
+                                   f"{value!r}")
+        if self.data_std is not None and not all(v > 0 for v in self.data_std):
+            raise RuleSetError(f"{where}: data_std must be positive (it divides), got {self.data_std!r}")
+        if self.data_mean is not None and self.data_std is not None and len(self.data_mean) != len(self.data_std):
+            raise RuleSetError(f"{where}: data_mean has {len(self.data_mean)} values but data_std has "
+                               f"{len(self.data_std)}; give one per channel in both")
+        for attr in ("data_resize", "data_crop"):
+            value = getattr(self, attr)
+            if value is not None and not _ints((value,), minimum=1):
+                raise RuleSetError(f"{where}: {attr} must be a positive whole number of pixels, got {value!r}")
+        if not (isinstance(self.sources, tuple) and all(isinstance(v, str) for v in self.sources)):
+            raise RuleSetError(f"{where}: sources must be a list of strings, got {self.sources!r}")
+        for attr in ("metadata", "references"):
+            if not isinstance(getattr(self, attr), dict):
+                raise RuleSetError(f"{where}: {attr} must be a table, got {getattr(self, attr)!r}")
 
     @property
     def counting(self) -> Convention:
@@ -77,8 +117,27 @@ class RuleSet:
         if self.lower_is_better:
             if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not accuracy >= 0:
                 raise ValueError(f"{self.metric} must be a non-negative number, got {accuracy!r}")
+            if accuracy == math.inf:  # an infinite perplexity is above every (finite) threshold
+                return False
             return Fraction(repr(float(accuracy))) <= Fraction(repr(float(self.threshold)))
         return accuracy_fraction(accuracy) >= Fraction(repr(float(self.threshold)))
+
+
+class RuleSetError(MicronetError, ValueError):
+    """A rule set with a field the library cannot score with, or a file taking a shipped rule set's name."""
+
+
+#: The test-data formats ``data_format`` may name (``""``: none; see :mod:`micronet_score.organizer.datasets`).
+DATA_FORMATS = ("", "cifar10", "cifar100", "imagefolder", "npz")
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _ints(values: Any, *, minimum: int) -> bool:
+    return isinstance(values, tuple) and len(values) > 0 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in values)
 
 
 def accuracy_fraction(accuracy: float | tuple[int, int]) -> Fraction:
@@ -100,7 +159,7 @@ _RULES: dict[str, RuleSet] = {}
 def register(rules: RuleSet, *, replace: bool = False) -> RuleSet:
     """Make ``rules`` available by name; refuses to replace an existing name unless ``replace=True``."""
     if rules.name in _RULES and not replace:
-        raise ValueError(f"a rule set named {rules.name!r} is already registered; pass replace=True")
+        raise RuleSetError(f"a rule set named {rules.name!r} is already registered; pass replace=True")
     _RULES[rules.name] = rules
     return rules
 
@@ -113,6 +172,11 @@ def names() -> list[str]:
 def get(rules: str | RuleSet) -> RuleSet:
     """A rule set by name, by path to a TOML file, or passed through."""
     if isinstance(rules, RuleSet):
+        shipped = _SHIPPED.get(rules.name)
+        if shipped is not None and shipped != rules:
+            raise RuleSetError(f"this rule set is named {rules.name!r}, a shipped rule set's, but its values "
+                               "differ (a score under that name would not be that rule set's): give it another "
+                               "name")
         return rules
     if not isinstance(rules, str):
         raise TypeError(f"rules must be a rule set name, a TOML path or a RuleSet, got {type(rules).__name__}")
@@ -155,10 +219,10 @@ def load(path: str | Path) -> RuleSet:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+        raise RuleSetError(f"{path}: not valid TOML: {exc}") from exc
     table = data.get("rules")
     if not isinstance(table, dict):
-        raise ValueError(f"{path}: expected a [rules] table with name, param_baseline and ops_baseline")
+        raise RuleSetError(f"{path}: expected a [rules] table with name, param_baseline and ops_baseline")
     table = dict(table)
     known = set(RuleSet.__dataclass_fields__)
     convention = table.pop("convention", "micronet")
@@ -166,14 +230,22 @@ def load(path: str | Path) -> RuleSet:
         convention = convention_from_table(convention, default_name=f"{table.get('name', path.stem)}", where=path)
     unknown = set(table) - known
     if unknown:
-        raise ValueError(f"{path}: unknown rule set field(s) {sorted(unknown)}; known: {sorted(known)}")
+        raise RuleSetError(f"{path}: unknown rule set field(s) {sorted(unknown)}; known: {sorted(known)}")
     for key in ("input_size", "sources", "data_mean", "data_std"):
-        if table.get(key) is not None:
+        if isinstance(table.get(key), list):
             table[key] = tuple(table[key])
     try:
-        return RuleSet(convention=convention, **table)
+        rules = RuleSet(convention=convention, **table)
     except TypeError as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise RuleSetError(f"{path}: {exc}") from exc
+    except (RuleSetError, ConventionError) as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+    shipped = _SHIPPED.get(rules.name)
+    if shipped is not None and shipped != rules:
+        raise RuleSetError(f"{path}: its name {rules.name!r} is a shipped rule set's, but its values differ (a "
+                           "score under that name would not be that rule set's): rename it (name = "
+                           f"\"{rules.name}-custom\", say)")
+    return rules
 
 
 def convention_from_table(table: dict[str, Any], *, default_name: str, where: Any = "") -> Convention:
@@ -183,7 +255,7 @@ def convention_from_table(table: dict[str, Any], *, default_name: str, where: An
     base = get_convention(overrides.pop("base", "micronet"))
     bad = set(overrides) - set(Convention.__dataclass_fields__)
     if bad:
-        raise ValueError(f"{where}: unknown convention field(s) {sorted(bad)}; known: "
+        raise RuleSetError(f"{where}: unknown convention field(s) {sorted(bad)}; known: "
                          f"{sorted(Convention.__dataclass_fields__)}")
     overrides.setdefault("name", f"{base.name}+{default_name}")
     if "sources" in overrides:
@@ -198,7 +270,11 @@ def _register_shipped() -> None:
     for entry in sorted(files("micronet_score.rules").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
             with as_file(entry) as path:
-                register(load(path))
+                shipped = register(load(path))
+                _SHIPPED[shipped.name] = shipped
+
+
+_SHIPPED: dict[str, RuleSet] = {}  # the rule sets shipped with the library; no other file may take their names
 
 
 _register_shipped()

@@ -11,6 +11,8 @@ The CNN (8x8 input): conv 1 (1 -> 8, 3x3, padding 1: 8x8 outputs per filter), Re
 from __future__ import annotations
 
 import copy
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -154,3 +156,35 @@ def test_finalized_model_counts_the_same(steps):
     baked = ms.count(finalize_(model), (1, 1, 8, 8))
     assert (baked.nonzero_params, baked.mask_bits, baked.param_storage, baked.math_ops) == \
         (report.nonzero_params, report.mask_bits, report.param_storage, report.math_ops)
+
+
+
+def _page_rows() -> list[list[str]]:
+    """The digits table of docs/compress.md, one list of cells per step."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "compress.md").read_text(encoding="utf-8")
+    lines = page.split("## End to end: scikit-learn digits", 1)[1].splitlines()
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in lines
+            if line.startswith("| ") and not line.startswith("| step")]
+
+
+def test_the_compress_page_shows_this_run(steps, example):
+    # The page's table is one run. Training's floating-point bits differ between CPUs, so the trained figures
+    # are compared by form (accuracy) or within 2% (what rounding zeros and the per-layer split of the pruning
+    # move), and what training cannot move exactly: the names, widths, mask bits, the float model's counts and
+    # the pruned step's non-zeros (50% of 3,784 weights + 34 biases = 1,926).
+    printed = example.table(list(steps.values())).splitlines()[2:]  # below the header and its rule
+    fresh = [re.split(r"\s{2,}", line.strip()) for line in printed]
+    page = _page_rows()
+    assert [r[0] for r in page] == [r[0] for r in fresh] == [
+        "float", "pruned 50% (global)", "+ 8-bit fake quant", "+ fine-tuned 3 epochs"]
+    later = {"pruned 50% (global)", "+ 8-bit fake quant", "+ fine-tuned 3 epochs"}
+    trained = {2: later - {"pruned 50% (global)"},  # non-zeros: 8-bit rounding may zero small weights
+               7: later, 8: later, 9: later}         # param storage, math ops, score
+    for old, new in zip(page, fresh):
+        assert re.fullmatch(r"\d+\.\d\d% \(\d+/450\)", old[1]) and re.fullmatch(r"\d+\.\d\d% \(\d+/450\)", new[1])
+        for col in range(2, 10):
+            if old[0] in trained.get(col, ()):
+                a, b = float(old[col].replace(",", "")), float(new[col].replace(",", ""))
+                assert abs(a - b) <= 0.02 * max(a, b), (old[0], col, old[col], new[col])
+            else:
+                assert old[col] == new[col], (old[0], col, old[col], new[col])

@@ -1,6 +1,7 @@
 """Elementwise arithmetic and free operators."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import micronet_score as ms
@@ -53,3 +54,26 @@ def test_weight_only_ops_are_preprocessing(fn_module):
     r = ms.count(fn_module(f, w=torch.randn(2, 2, 1, 1)), (1, 2, 3, 3))
     assert (r.mults, r.adds) == (36, 18)
     assert r.params == 4
+
+
+def test_logical_operators_and_all_any_by_the_spec(fn_module):
+    """Issue 22: ``torch.all(mask == 1)`` (Hugging Face encoders given an attention mask) made strict=True refuse
+    the model. Spec section 3: logical and/or/xor 1 add per combined pair, all/any over n values n - 1 adds,
+    logical not free; comparisons count as mults."""
+    def f(x, mask):
+        a = x > 0                          # 2*3*4 = 24 comparisons (mults)
+        b = torch.logical_and(a, mask)     # 24 adds
+        c = torch.logical_not(b)           # free
+        return torch.all(c, dim=-1), torch.any(c)  # 2*3 rows x (4 - 1) = 18 adds; 24 - 1 = 23 adds
+    r = ms.count(fn_module(f), (torch.randn(1, 2, 3, 4), torch.ones(1, 2, 3, 4, dtype=torch.bool)), strict=True)
+    assert (r.mults, r.adds) == (24, 24 + 18 + 23)
+
+
+def test_adaptive_pooling_of_a_permuted_input_is_counted_in_strict_mode(fn_module):
+    """Issue 22: adaptive average pooling to 1x1 of a permuted (channels-last) input runs ``aten.as_strided_``,
+    a view that moves no value; strict=True refused 7 timm models and HF Swin over it."""
+    # 4 channels, each the mean of 7*7 = 49 values: 4 mults, 4 * 48 = 192 adds
+    pool = fn_module(lambda x: F.adaptive_avg_pool2d(x.permute(0, 3, 1, 2), 1))
+    for shapes_only in (True, False):
+        r = ms.count(pool, (1, 7, 7, 4), strict=True, shapes_only=shapes_only)
+        assert (r.mults, r.adds) == (4, 192)

@@ -225,3 +225,21 @@ def test_shapes_only_refuses_data_dependent_forward_clearly():
 
     with pytest.raises(ms.ForwardError, match="shapes_only=False"):
         ms.count(DataDependent(), (1, 3), shapes_only=True)
+
+
+def test_an_entirely_zero_weight_is_counted_as_removed_and_named_in_a_warning():
+    """Issue 22 / spec section 3: a fresh model whose init zeroes a layer (NF-ResNet's gains, a zero-init last
+    layer) is counted as if pruned; the report says so, naming the layer, so the count is not mistaken for the
+    trained model's."""
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 1), nn.Flatten(), nn.Linear(4 * 30 * 30, 2))
+    nn.init.zeros_(model[2].weight)
+    r = ms.count(model, (1, 3, 32, 32))
+    zero = [w for w in r.warnings if "entirely zero" in w]
+    assert len(zero) == 1 and zero[0].endswith(": 2.weight")
+    # the zeroed 1x1 conv: 16 weights, none stored, 16 mask bits; 0 mults, 0 adds (its bias adds are the
+    # bias alone: a filter with no non-zero costs nothing, spec section 3)
+    layer = r.layer("2")
+    assert (layer.params, layer.nonzero_params, layer.mask_bits, layer.mults) == (20, 4, 16, 0)
+    assert not [w for w in ms.count(nn.Conv2d(3, 4, 3), (1, 3, 8, 8)).warnings if "entirely zero" in w]

@@ -61,9 +61,10 @@ def test_parameters_non_zero_at_b_without_mask_and_macs_drop_zeroed_filters():
     p = profile(model, (1, 3, 6, 6))
     # parameters: conv 216 + 8, bn weight 8 + bias 8 (buffers excluded), fc 320 + 10 = 570
     assert p.params == 570
-    # non-zeros: conv 216 - 60 = 156 (the weight the forward uses), conv bias 8, bn weight 8, bn bias 0 (its
-    # initial zeros), fc 330: 502, at 16 bits with no mask: 251.
-    assert p.nonzero_params == 502 and p.param_storage == 251
+    # non-zeros: conv 216 - 60 = 156 (the weight the forward uses), conv bias 8, bn weight 8, bn bias 8 (its
+    # initial zeros are stored values: vectors are dense, spec section 3), fc 330: 510, at 16 bits with no
+    # mask: 255.
+    assert p.nonzero_params == 510 and p.param_storage == 255
     # MACs: conv 16 positions x 27 x 6 filters left = 2,592 (a lone zero does not lower them); fc 32 x 10
     assert p.macs == 2592 + 320
 

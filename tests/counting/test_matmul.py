@@ -68,6 +68,24 @@ def test_scaled_dot_product_attention(fn_module):
                         shapes_only=shapes_only) == r
 
 
+def test_grouped_query_attention_is_priced_per_query_head(fn_module):
+    """Issue 22: 4 query heads sharing 2 key/value heads (LLaMA, Qwen, Gemma...) failed with a ForwardError."""
+    # q (1, 4 heads, L=3, E=8), k and v (1, 2 heads, S=3, 8), priced as if k and v were repeated to 4 heads:
+    # scaling 4*(3+3)*8 = 192 mults; scores 4*3*3 = 36, 36*8 = 288 mults, 36*7 = 252 adds; softmax 2*36 = 72
+    # mults, 4*3*2 = 24 adds; P V 4*3*8*3 = 288 mults, 4*3*8*2 = 192 adds. Total 840 mults, 468 adds.
+    q, k = torch.randn(1, 4, 3, 8), torch.randn(1, 2, 3, 8)
+    gqa = fn_module(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, enable_gqa=True))
+    for shapes_only in (True, False):
+        r = ms.count(gqa, (q, k, k.clone()), shapes_only=shapes_only)
+        assert (r.mults, r.adds) == (840, 468) and r.unsupported == {}
+    # the same as repeating K and V by hand (expand + reshape: free views and copies)
+    def repeat_kv(q, k, v):
+        k, v = (t[:, :, None].expand(1, 2, 2, 3, 8).reshape(1, 4, 3, 8) for t in (k, v))
+        return F.scaled_dot_product_attention(q, k, v)
+    r = ms.count(fn_module(repeat_kv), (q, k, k.clone()))
+    assert (r.mults, r.adds) == (840, 468)
+
+
 def test_multihead_attention_module():
     # nn.MultiheadAttention(16, 2) on (1, 5, 16) self-attention, batch_first:
     # in-projection 3 * 5 rows * 16 outs * 16 = 3,840 mults, adds 3*5*16*(15+1) = 3,840;

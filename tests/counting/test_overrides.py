@@ -83,3 +83,35 @@ def test_bad_overrides_are_one_line_errors():
         ms.count(model(), (1, 4), costs={"aten.no_such_op": "free"})
     with pytest.raises(ms.InputError, match="expected a function"):
         ms.count(model(), (1, 4), costs={"aten.relu": "cheap"})
+
+
+# Issue 20: a cost function's result is checked before it is priced; a bad one names the operator.
+@pytest.mark.parametrize(("returned", "named"), [
+    (lambda call: Cost(-5, 0), "mults=-5"),
+    (lambda call: Cost(0, -1), "adds=-1"),
+    (lambda call: (float("nan"), 0), "mults=nan"),
+    (lambda call: (0, float("inf")), "adds=inf"),
+    (lambda call: 2.5, "mults=2.5"),
+    (lambda call: Cost(3, 0, mult_bits=0), "mult_bits=0"),
+    (lambda call: Cost(3, 0, mult_bits=-8), "mult_bits=-8"),
+])
+def test_a_costs_function_returning_a_negative_count_or_a_bad_width_is_refused(returned, named):
+    with pytest.raises(ms.InputError, match="aten.relu") as caught:
+        ms.count(model(), (1, 4), costs={"aten.relu": returned})
+    assert named in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_registered_cost_function_returning_a_negative_count_or_a_bad_width_is_refused(monkeypatch):
+    from micronet_score.counting import registry
+
+    class Odd(nn.Module):
+        def forward(self, x):
+            return torch.special.i0(x)  # no cost function in the library: one is registered below
+
+    for bad in (Cost(-5, 0), Cost(0, float("nan")), Cost(float("inf"), 0), Cost(5, 0, mult_bits=0)):
+        monkeypatch.setitem(registry._COSTS, aten.i0, registry.CostEntry(lambda call, bad=bad: bad))
+        with pytest.raises(ms.InputError, match="operator 'aten.i0'") as caught:
+            ms.count(Odd(), (2, 5))
+        assert "\n" not in str(caught.value)
+    monkeypatch.setitem(registry._COSTS, aten.i0, registry.CostEntry(lambda call: Cost(call.out.numel(), 0)))
+    assert ms.count(Odd(), (2, 5)).mults == 5  # the same registration with a sound result: 5 elements per example

@@ -120,3 +120,63 @@ def test_one_pruned_model_in_threads_matches_serial():
     assert serial.layer("0").mults == 16  # 32 weights, half pruned: 16 mults per example
     reports = _together(lambda: ms.count(model, (1, 8)))
     assert all(r == serial for r in reports)
+
+
+class _CountsTheOther(nn.Module):
+    """A model whose forward counts another model (once per thread: the nested count's own forward does not)."""
+
+    def __init__(self, barrier: threading.Barrier, nested: threading.local) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.other: list[nn.Module] = []  # in a list: not a submodule, the two models stay separate trees
+        self._barrier = barrier
+        self._nested = nested
+
+    def forward(self, x):
+        if not getattr(self._nested, "inside", False):
+            self._nested.inside = True
+            try:
+                self._barrier.wait(timeout=30)  # both threads hold their own model's turn before the nested count
+                ms.count(self.other[0], (1, 4))
+            finally:
+                self._nested.inside = False
+        return self.fc(x)
+
+
+def test_two_threads_counting_each_others_model_from_a_forward_do_not_deadlock():
+    # Thread 1 counts A, whose forward counts B; thread 2 counts B, whose forward counts A. Each holds its
+    # model's turn and waits for the other's: before, both waited forever. Now the second to wait is refused.
+    barrier, nested = threading.Barrier(2), threading.local()
+    a, b = _CountsTheOther(barrier, nested), _CountsTheOther(barrier, nested)
+    a.other.append(b)
+    b.other.append(a)
+    outcomes: dict[str, object] = {}
+
+    def run(name, model):
+        try:
+            outcomes[name] = ms.count(model, (1, 4)).mults
+        except Exception as exc:  # noqa: BLE001 - recorded for the asserts below
+            outcomes[name] = exc
+
+    threads = [threading.Thread(target=run, args=(n, m), daemon=True) for n, m in (("a", a), ("b", b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "the two counts deadlocked"
+    errors = [o for o in outcomes.values() if isinstance(o, Exception)]
+    assert len(errors) == 1, outcomes  # one count refused, the other went on once it could
+    assert isinstance(errors[0], ms.MicronetError) and "\n" not in str(errors[0])
+    assert "from inside a model's forward" in str(errors[0]) and "wait for each other" in str(errors[0])
+    # the count that went on: its own Linear, 4 x 4 = 16 mults per example (the nested count is a separate report)
+    assert sorted(o for o in outcomes.values() if not isinstance(o, Exception)) == [16]
+    for model in (a, b):  # both models as they were
+        assert type(model.fc) is nn.Linear and not model.fc._forward_hooks and model.training
+
+
+def test_a_nested_count_in_one_thread_still_works():
+    barrier, nested = threading.Barrier(1), threading.local()
+    a, b = _CountsTheOther(barrier, nested), _CountsTheOther(barrier, nested)
+    a.other.append(b)
+    b.other.append(a)
+    assert ms.count(a, (1, 4)).mults == 16  # A's Linear; B is counted inside, and B's forward counts no further

@@ -52,7 +52,7 @@ def seed_run(tmp_path_factory):
     example = _load_example()
     argv = ["--data", str(data), "--epochs", "1", "--finetune-epochs", "1", "--subset", str(SUBSET),
             "--batch-size", "6", "--device", "cpu", "--threads", "1", "--no-progress", "--json", str(tmp / "steps.json"),
-            "--plot", str(tmp / "history.png")]
+            "--plot", str(tmp / "history.png"), "--save", str(tmp / "submission")]
     return example, tmp, example.run(argv)
 
 
@@ -67,6 +67,22 @@ def test_every_step_is_in_the_table(seed_run, capsys):
     rows = json.loads((tmp / "steps.json").read_text())
     assert [r["name"] for r in rows] == ["dense", "pruned", "fine-tuned", "quantized"]
     assert (tmp / "history.png").stat().st_size > 1000
+
+
+def test_save_writes_a_submission_folder_that_rebuilds_the_final_model(seed_run):
+    import micronet_score as ms
+
+    _, tmp, steps = seed_run
+    folder = tmp / "submission"
+    assert (folder / "submission.toml").is_file()  # a save_submission folder, not a bare state dict
+    model = ms.load_submission(folder)
+    quantized = steps[-1]
+    # the recipe carries the pruning and the 16-bit quantization: same counts, same course score terms
+    report = ms.count(model, (1, 3, 32, 32))
+    assert (report.params, report.nonzero_params) == (quantized.params, quantized.nonzero_params)
+    assert report.mults == quantized.mults and report.adds == quantized.adds
+    again = ms.score(model, rules="imta-2025", accuracy=quantized.scores["imta-2025"].accuracy)
+    assert again.value == quantized.scores["imta-2025"].value
 
 
 def test_accuracies_are_exact_fractions_of_the_subset(seed_run):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 from micronet_score.cli import main
@@ -29,7 +30,11 @@ def test_codabench_scores_a_saved_submission(tmp_path, challenge, capsys):
     scores = json.loads((tmp_path / "output" / "scores.json").read_text())
     assert set(scores) == {"score", "accuracy", "param_term", "ops_term"}
     assert scores["accuracy"] == 15 / 50  # const(1) is right on the 15 ones
-    assert "<table>" in (tmp_path / "output" / "detailed_results.html").read_text()
+    page = (tmp_path / "output" / "detailed_results.html").read_text()
+    text = re.sub(r"<[^>]+>", " ", re.sub(r"<style>.*?</style>", "", page, flags=re.S))
+    assert "15 / 50 correct (30.00%)" in text and "ms-fail" in page  # 30% is under the 80% threshold
+    assert "None" not in text and "{" not in text and str(tmp_path) not in page  # no empty rows, reprs, paths
+    assert "Per layer (4 layers" in text  # the conv, the ReLU, the pooling and the linear layer
 
 
 def test_codabench_submission_toml_and_a_broken_upload(tmp_path, challenge, capsys):
@@ -45,4 +50,5 @@ def test_codabench_submission_toml_and_a_broken_upload(tmp_path, challenge, caps
     assert main(["codabench", str(inp), str(tmp_path / "out2")]) == 1
     err = capsys.readouterr().err
     assert "not scored" in err and err.count("\n") == 1
-    assert (tmp_path / "out2" / "detailed_results.html").exists()
+    page = (tmp_path / "out2" / "detailed_results.html").read_text()
+    assert "Not scored" in page and "res/w.pt" in page and str(tmp_path) not in page

@@ -662,3 +662,11 @@ def assert_closed_forms(report, e) -> None:
     for name, (mults, adds) in e.layers.items():
         row = report.layer(name)
         assert (row.mults, row.adds) == (mults, adds), name
+
+
+def assert_clean(report, e) -> None:
+    """Nothing unsupported, and no warning but the one a random masked net may earn: a weight masked entirely to
+    zero is named (spec section 3) exactly when the closed forms hold one."""
+    zero = tuple(w for w in report.warnings if "entirely zero" in w)
+    assert report.unsupported == {} and report.warnings == zero
+    assert bool(zero) == any(nnz == 0 for _, nnz in e.sparse_tensors)

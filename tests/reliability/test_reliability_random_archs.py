@@ -14,6 +14,7 @@ import logging
 import pytest
 import torch
 from _reliability_archs import (
+    assert_clean,
     assert_closed_forms,
     bits_option,
     build,
@@ -71,7 +72,7 @@ def test_counts_match_closed_forms(spec, precision, by_name):
     if not e.sparse_tensors:
         assert report.param_storage == pytest.approx(e.dense_storage(w, a), rel=1e-12)
         assert report.mask_bits == 0
-    assert report.unsupported == {} and report.warnings == ()
+    assert_clean(report, e)
     assert report.batch_size == spec.batch
 
 

@@ -14,6 +14,7 @@ from _reliability_archs import (
     Linear,
     MaskSpec,
     NetSpec,
+    assert_clean,
     assert_closed_forms,
     build,
     expected,
@@ -43,7 +44,7 @@ def _in_threads(jobs):
 def _check(report: ms.Report, spec) -> None:
     e = expected(spec)
     assert_closed_forms(report, e)
-    assert report.unsupported == {} and report.warnings == ()
+    assert_clean(report, e)
 
 
 @budget(6, long=150)

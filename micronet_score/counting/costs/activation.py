@@ -71,7 +71,7 @@ register(
     aten.sin, aten.cos, aten.tan, aten.asin, aten.acos, aten.atan, aten.sinh, aten.cosh, aten.asinh, aten.acosh,
     aten.atanh, aten.reciprocal,
     aten.reciprocal_, aten.abs, aten.abs_, aten.neg, aten.neg_, aten.sign, aten.sgn, aten.floor, aten.ceil,
-    aten.round, aten.trunc, aten.frac, aten.logical_not, aten.bitwise_not, aten.square,
+    aten.round, aten.trunc, aten.frac, aten.bitwise_not, aten.square,
     *maybe("logit"), *maybe("erfinv"), *maybe("atan2"),
 )(_per_element(1))
 register(aten.clamp, aten.clamp_, aten.clip, aten.clip_)(

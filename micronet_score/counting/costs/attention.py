@@ -6,6 +6,8 @@ count. For queries (..., L, E), keys (..., S, E) and values (..., S, Ev), per ba
 sqrt(scale) each (L*E + S*E mults), scores Q K^T (L*S*E mults, L*S*(E-1) adds), a mask (causal, boolean or
 float: L*S adds), softmax over S (2S mults and S-1 adds per row), then P V (L*Ev*S mults, L*Ev*(S-1) adds). A
 causal mask's zeros are not exploited: the full L x S square is counted. Dropout is off at inference.
+Grouped-query attention (fewer key/value heads than query heads, ``enable_gqa``) is priced per query head,
+as if K and V had been repeated; the repeat itself is free.
 """
 
 from __future__ import annotations
@@ -15,9 +17,21 @@ import torch
 from micronet_score.counting.registry import Cost, OpCall, aten, maybe, register
 
 
+def _heads_as_query(kv: torch.Tensor, query: torch.Tensor) -> torch.Size:
+    """The leading (batch, heads) shape of a key or value, its heads repeated to the query's when fewer key/value
+    heads serve groups of query heads (grouped-query attention: the repeat is free, spec section 3)."""
+    lead = kv.shape[:-2]
+    if kv.dim() >= 3 and query.dim() >= 3:
+        heads, query_heads = kv.shape[-3], query.shape[-3]
+        if 0 < heads < query_heads and query_heads % heads == 0:
+            return torch.Size((*kv.shape[:-3], query_heads))
+    return lead
+
+
 def attention_cost(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: object,
                    is_causal: bool = False) -> Cost:
-    lead = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2]).numel()
+    lead = torch.broadcast_shapes(query.shape[:-2], _heads_as_query(key, query),
+                                  _heads_as_query(value, query)).numel()
     length, embed = query.shape[-2], query.shape[-1]
     source, embed_v = key.shape[-2], value.shape[-1]
     scores = lead * length * source

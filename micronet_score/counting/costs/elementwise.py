@@ -6,7 +6,7 @@ mult; addcmul/addcdiv: 1 add and 1 or 2 mults; lerp: 1 mult and 2 adds.
 
 from __future__ import annotations
 
-from micronet_score.counting.registry import Cost, OpCall, aten, register
+from micronet_score.counting.registry import Cost, OpCall, aten, maybe, register
 
 
 def _n(call: OpCall) -> int:
@@ -24,9 +24,12 @@ register(aten.mul, aten.mul_, aten.div, aten.div_, aten.true_divide, aten.floor_
          aten.fmod)(lambda call: Cost(_n(call), 0))
 register(
     aten.eq, aten.ne, aten.lt, aten.le, aten.gt, aten.ge, aten.maximum, aten.minimum, aten.fmax, aten.fmin,
-    aten.logical_and, aten.logical_or, aten.logical_xor, aten.bitwise_and, aten.bitwise_or, aten.bitwise_xor,
-    aten.isnan, aten.isinf, aten.isfinite,
+    aten.bitwise_and, aten.bitwise_or, aten.bitwise_xor, aten.isnan, aten.isinf, aten.isfinite,
 )(lambda call: Cost(_n(call), 0))
+# logical and/or/xor: 1 add per combined pair; logical not costs nothing (spec section 3)
+register(aten.logical_and, aten.logical_or, aten.logical_xor, *maybe("logical_and_"), *maybe("logical_or_"),
+         *maybe("logical_xor_"))(lambda call: Cost(0, _n(call)))
+register(aten.logical_not, *maybe("logical_not_"))(lambda call: Cost(0, 0))
 
 
 @register(aten.addcmul, aten.addcmul_, aten.addcdiv, aten.addcdiv_)

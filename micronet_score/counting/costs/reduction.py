@@ -37,6 +37,13 @@ def extreme(call: OpCall) -> Cost:
     return Cost(outputs * (n - 1), 0)
 
 
+@register(aten.all, aten.any)
+def all_any(call: OpCall) -> Cost:
+    """A logical and/or folded over the n values: n - 1 adds per output (spec section 3)."""
+    outputs, n = _shape(call)
+    return Cost(0, outputs * max(n - 1, 0))
+
+
 @register(aten.prod)
 def prod(call: OpCall) -> Cost:
     outputs, n = _shape(call)
