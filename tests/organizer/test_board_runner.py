@@ -99,19 +99,19 @@ def test_hostile_entries_fail_alone_and_are_not_rescored(challenge, tmp_path):
                          entry("two", "subs/const2.pt", 2))
     out = tmp_path / "out"
     started = time.monotonic()
-    board = ms.leaderboard(manifest, out, workers=4, entry_timeout=5, entry_memory="3GiB")
-    assert time.monotonic() - started < 40  # the hang is ended at 5 s, not waited for
+    board = ms.leaderboard(manifest, out, workers=4, entry_timeout=8, entry_memory="3GiB")
+    assert time.monotonic() - started < 45  # the hang is ended at 8 s, not waited for
     rows = _rows(board)
     # the innocent entries are scored: const(c) is right exactly as often as label c occurs (20 zeros, 10 twos)
     assert (rows["zero"]["correct"], rows["two"]["correct"]) == (20, 10) and rows["zero"]["error"] is None
     assert rows["exit3"]["error"] == "worker died: exited with status 3 before reporting a result"
     assert rows["sysexit"]["error"].startswith("the entry's code raised SystemExit")
-    assert rows["hang"]["error"] == "timed out after 5 s"
+    assert rows["hang"]["error"] == "timed out after 8 s"
     assert rows["big"]["error"] == "ran out of memory (3 GiB)"
     assert rows["segv"]["error"].startswith("worker died: killed by SIGSEGV (segmentation fault)")
     assert board.scored == 7 and board.unscored == 0
     assert len(ResultStore(out / "results.sqlite")) == 7  # every row is the entry's own: all stored
-    again = ms.leaderboard(manifest, out, workers=4, entry_timeout=5, entry_memory="3GiB")
+    again = ms.leaderboard(manifest, out, workers=4, entry_timeout=8, entry_memory="3GiB")
     assert again.scored == 0 and _rows(again)["segv"]["error"] == rows["segv"]["error"]
 
 
