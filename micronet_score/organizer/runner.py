@@ -20,6 +20,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -97,9 +98,21 @@ def _context() -> Any:
     import multiprocessing
 
     if sys.platform.startswith("linux"):
+        from multiprocessing import forkserver
+
         ctx = multiprocessing.get_context("forkserver")
         # the fork server imports torch and the scorer once; each child is a fork of it (milliseconds, not seconds)
         ctx.set_forkserver_preload(["micronet_score.organizer.scoring"])
+        # started with SIGINT ignored (kept across exec): a Ctrl-C to the terminal's whole process group while it
+        # imports torch would print its traceback. It ignores SIGINT for good once ready, as do its children.
+        # (The spawn takes milliseconds; a Ctrl-C within them is lost.)
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            forkserver.ensure_running()
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, old)
         return ctx
     return multiprocessing.get_context("spawn")  # pragma: no cover - macOS, Windows
 
