@@ -404,3 +404,17 @@ def test_code_digest_follows_local_imports_only(tmp_path):
     assert sorted(before) == ["pkg/__init__.py", "pkg/deep.py", "pkg/leaf.py"]
     (tmp_path / "pkg" / "leaf.py").write_text("import torch  # changed\n")
     assert code_digest("pkg.deep:f", tmp_path)["pkg/leaf.py"] != before["pkg/leaf.py"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server and /proc are Linux's")
+def test_fork_server_ignores_ctrl_c_while_it_imports(tmp_path):
+    # a Ctrl-C reaches the terminal's whole process group: the fork server, still importing torch, must not
+    # print a traceback of its own. Read its ignored signals right after it is started (SIGINT = 2: bit 0x2).
+    code = ("from multiprocessing import forkserver\n"
+            "from micronet_score.organizer import runner\n"
+            "runner._context()\n"
+            "pid = forkserver._forkserver._forkserver_pid\n"
+            "print(next(l.split()[1] for l in open(f'/proc/{pid}/status') if l.startswith('SigIgn')))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert int(out.stdout.strip(), 16) & 0x2, out.stderr
