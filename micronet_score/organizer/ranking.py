@@ -186,6 +186,7 @@ def leaderboard(manifest: str | Path, out: str | Path | None = None, *, workers:
         check_against(against, ruleset)
     data = dict(spec["data"])
     data["path"] = str((base / str(data["path"])).resolve())
+    data["sha256"] = content_digest(data["path"])  # once per run: in every key, and the children's cache key
     out_dir = Path(out) if out is not None else base
     rows: dict[str, dict[str, Any]] = {}
     counts = {"scored": 0, "unscored": 0}
@@ -305,7 +306,8 @@ def result_key(task: Mapping[str, Any], ruleset: Any) -> str:
         files["weights"] = file_digest(base / weights)
     rules_text = re.sub(r" at 0x[0-9a-fA-F]+", "", f"{ruleset!r} {ruleset.counting!r}")  # no addresses
     payload = {"entry": entry, "files": files, "code": code_digest(entry.get("model"), base),
-               "rules": rules_text, "data": task["data"], "data_sha256": content_digest(task["data"]["path"]),
+               "rules": rules_text, "data": task["data"],
+               "data_sha256": task["data"].get("sha256") or content_digest(task["data"]["path"]),
                "version": __version__, "batch_size": task.get("batch_size")}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -39,12 +39,13 @@ def preprocessing_for(rules: Any, data: Mapping[str, Any], entry: Mapping[str, A
 _DATASETS: dict[tuple[str, str | None, Preprocessing], Dataset] = {}
 
 
-def _cached_dataset(path: str, fmt: str | None, pre: Preprocessing) -> Dataset:
+def _cached_dataset(path: str, fmt: str | None, pre: Preprocessing, digest: str | None = None) -> Dataset:
     """The test set at ``path``, cached in this process under its contents' digest (never its path alone: data
-    rewritten in place is read again)."""
+    rewritten in place is read again). ``digest``: the contents' SHA-256 as the caller just computed it (the
+    leaderboard hashes the data once per run; its children need not hash it again)."""
     from micronet_score.organizer.fingerprint import content_digest
 
-    key = (content_digest(path), fmt, pre)
+    key = (digest or content_digest(path), fmt, pre)
     found = _DATASETS.get(key)
     if found is None:
         found = read_dataset(path, fmt, pre)
@@ -96,7 +97,8 @@ def _score_into(row: dict[str, Any], entry: dict[str, Any], task: Mapping[str, A
     report = api.count(model, tuple(shape), convention=ruleset.counting)
     data = task["data"]
     pre = preprocessing_for(ruleset, data, entry)
-    dataset = _cached_dataset(str(data["path"]), data.get("dataset") or ruleset.data_format or None, pre)
+    dataset = _cached_dataset(str(data["path"]), data.get("dataset") or ruleset.data_format or None, pre,
+                              data.get("sha256"))
     accuracy = evaluate(model, dataset, batch_size=int(task.get("batch_size") or 256),
                         device=task.get("device") or "cpu", progress=False)
     result = api.score(report, rules=ruleset, accuracy=accuracy.as_tuple())
