@@ -143,14 +143,30 @@ def _preprocessing_line(pre: Any, ruleset: Any) -> tuple[str, str]:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from micronet_score.organizer.ranking import leaderboard
+    import sys
 
-    board = leaderboard(args.manifest, args.out, workers=args.workers, scheduler=args.scheduler,
-                        against=args.against, batch_size=args.batch_size, device=args.device)
+    from micronet_score.organizer.ranking import leaderboard
+    from micronet_score.organizer.runner import BoardInterrupted
+
+    try:
+        board = leaderboard(args.manifest, args.out, workers=args.workers, scheduler=args.scheduler,
+                            against=args.against, batch_size=args.batch_size, device=args.device,
+                            entry_timeout=args.entry_timeout, entry_memory=args.entry_memory)
+    except BoardInterrupted as exc:
+        print(f"micronet-score: {exc}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("micronet-score: interrupted before any entry was scored; run the same command to start again",
+              file=sys.stderr)
+        return 130
     print(board)
     print()
     print(f"scored {board.scored} new entr{'y' if board.scored == 1 else 'ies'}; wrote "
           + ", ".join(str(p) for p in board.outputs.values()))
+    if board.unscored:
+        print(f"micronet-score: {board.unscored} entr{'y was' if board.unscored == 1 else 'ies were'} not scored "
+              "(the machinery failed, see their rows); the same command retries them", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -194,6 +210,11 @@ def add_organizer_verbs(sub: Any) -> None:
     lb.add_argument("--against", help="place entries among a published leaderboard, e.g. micronet-2019-cifar100")
     lb.add_argument("--batch-size", type=int, default=256)
     lb.add_argument("--device", default="cpu", help="cpu or cuda")
+    lb.add_argument("--entry-timeout", type=float, default=600.0, metavar="SECONDS",
+                    help="wall time per entry, process start to row (default 600; 0: no limit)")
+    lb.add_argument("--entry-memory", default="8GiB", metavar="SIZE",
+                    help="address space per entry, e.g. 8GiB (the default), 512MiB or none; not applied with "
+                         "--device cuda")
     lb.set_defaults(func=_leaderboard)
     cb = sub.add_parser("codabench", help="the scoring program of a Codabench / CodaLab competition")
     cb.add_argument("input_dir", help="holds res/ (the submission) and ref/challenge.toml")

@@ -1,6 +1,8 @@
 """Where entries are scored: in this process, in local processes, or on a Dask distributed cluster.
 
-Everything goes through the :class:`concurrent.futures.Executor` interface (``submit`` and futures).
+Everything goes through the :class:`concurrent.futures.Executor` interface (``submit`` and futures). These serve
+``leaderboard(executor=...)`` and ``--scheduler``; by default the leaderboard runs each entry in its own child
+process with limits instead (:mod:`micronet_score.organizer.runner`).
 """
 
 from __future__ import annotations

@@ -29,8 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from micronet_score.organizer.errors import SubmissionError
-from micronet_score.organizer.scoring import score_entry, sha256_file
-from micronet_score.organizer.store import ResultStore
+from micronet_score.organizer.fingerprint import code_digest, content_digest, file_digest
+from micronet_score.organizer.limits import DEFAULT_ENTRY_MEMORY, DEFAULT_ENTRY_TIMEOUT, parse_memory
+from micronet_score.organizer.runner import CODE_FILES, BoardInterrupted, run_entries
+from micronet_score.organizer.scoring import score_entry
+from micronet_score.organizer.store import ResultStore, StoreError, board_lock
 from micronet_score.organizer.submissions import read_toml
 
 ENTRY_KEYS = {"name", "model", "weights", "args", "input", "preprocessing", "compress"}
@@ -40,9 +43,10 @@ ENTRY_KEYS = {"name", "model", "weights", "args", "input", "preprocessing", "com
 class Leaderboard:
     """Ranked rows (dicts with ``rank``, ``name``, ``correct``, ``total``, ``accuracy``, ``passed``,
     ``param_term``, ``ops_term``, ``score``, ``error``, ``published``); ``scored`` counts the entries scored in
-    this run (the others came from the result store). ``manifest_dir`` and ``data_path`` are the organizer's
-    absolute paths, which published files replace by relative ones (see :mod:`micronet_score.organizer.redact`);
-    ``ruleset`` is the :class:`~micronet_score.rules.RuleSet` scored under (its threshold is drawn on the plot)."""
+    this run (the others came from the result store); ``unscored`` the entries this run could not score for a
+    fault of the machinery (a process that could not start, a lost worker): shown, not stored, retried by a
+    rerun. ``manifest_dir`` and ``data_path`` are the organizer's absolute paths, which published files replace
+    by relative ones (see :mod:`micronet_score.organizer.redact`); ``ruleset`` is the :class:`~micronet_score.rules.RuleSet` scored under (its threshold is drawn on the plot)."""
 
     rules: str
     rows: tuple[dict[str, Any], ...]
@@ -52,6 +56,7 @@ class Leaderboard:
     manifest_dir: str | None = None
     data_path: str | None = None
     ruleset: Any = None
+    unscored: int = 0
 
     def to_json(self) -> str:
         return json.dumps(list(self.rows), indent=2)
@@ -68,22 +73,36 @@ class Leaderboard:
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The manifest at ``path``, checked: ``rules``, ``[data]`` with ``path``, and ``[[entry]]`` tables."""
+    """The manifest at ``path``, checked: ``rules``, ``[data]`` with ``path``, and ``[[entry]]`` tables whose
+    values are plain TOML (strings, numbers, booleans, arrays, tables; no dates). A top-level ``allow_code`` key
+    is accepted."""
     path = Path(path)
     manifest = read_toml(path)
     if "rules" not in manifest:
         raise SubmissionError(f"{path}: the manifest needs rules = \"<rule set name or .toml path>\"")
+    if not isinstance(manifest["rules"], str) or not manifest["rules"]:
+        raise SubmissionError(f"{path}: rules must be a string (a rule set name or .toml path), got "
+                              f"{_toml_type(manifest['rules'])}")
     data = manifest.get("data")
     if not isinstance(data, dict) or "path" not in data:
         raise SubmissionError(f"{path}: the manifest needs a [data] table with path = \"<test set>\"")
+    for key in ("path", "dataset"):
+        if key in data and not isinstance(data[key], str):
+            raise SubmissionError(f"{path}: data.{key} must be a string, got {_toml_type(data[key])}")
+    _check_plain(path, "data", data)
     entries = manifest.get("entry")
     if not isinstance(entries, list) or not entries:
         raise SubmissionError(f"{path}: the manifest has no [[entry]] tables")
     seen = set()
     for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise SubmissionError(f"{path}: entry {i + 1} is {_toml_type(entry)}, not a table; write each entry "
+                                  "as [[entry]] with name = ..., model = ..., weights = ...")
         name = entry.get("name")
         if not name:
             raise SubmissionError(f"{path}: entry {i + 1} has no name")
+        if not isinstance(name, str):
+            raise SubmissionError(f"{path}: entry {i + 1}'s name must be a string, got {_toml_type(name)}")
         if name in seen:
             raise SubmissionError(f"{path}: two entries are named {name!r}")
         seen.add(name)
@@ -91,20 +110,69 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         if unknown:
             raise SubmissionError(f"{path}: entry {name!r} has unknown key(s) {sorted(unknown)}; known: "
                                   f"{sorted(ENTRY_KEYS)}")
+        for key, kind, want in (("model", str, "a string"), ("weights", str, "a string"),
+                                ("args", dict, "a table"), ("preprocessing", dict, "a table"),
+                                ("input", list, "an array of integers"), ("compress", list, "an array of tables")):
+            if key in entry and not isinstance(entry[key], kind):
+                raise SubmissionError(f"{path}: entry {name!r}: {key} must be {want}, got {_toml_type(entry[key])}")
+        if "input" in entry and not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                                        for n in entry["input"]):
+            raise SubmissionError(f"{path}: entry {name!r}: input must be positive integers, e.g. [1, 3, 32, 32]")
+        _check_plain(path, f"entry {name!r}", entry)
     return manifest
+
+
+def _toml_type(value: Any) -> str:
+    import datetime
+
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, (datetime.date, datetime.time)):
+        return f"a TOML date/time ({value.isoformat()})"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _check_plain(path: Path, where: str, value: Any, at: str = "") -> None:
+    """Refuse TOML dates and times anywhere in ``value`` (rows and keys hold plain data only)."""
+    import datetime
+
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(path, where, item, f"{at}.{key}" if at else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_plain(path, where, item, f"{at}[{i}]")
+    elif isinstance(value, (datetime.date, datetime.time)):
+        raise SubmissionError(f"{path}: {where}: {at} is {_toml_type(value)}; use a string, number, boolean, "
+                              "array or table")
 
 
 def leaderboard(manifest: str | Path, out: str | Path | None = None, *, workers: int = 1,
                 scheduler: str | None = None, executor: Executor | None = None, against: str | None = None,
-                batch_size: int = 256, device: str = "cpu") -> Leaderboard:
+                batch_size: int = 256, device: str = "cpu", entry_timeout: float | None = DEFAULT_ENTRY_TIMEOUT,
+                entry_memory: str | int | None = DEFAULT_ENTRY_MEMORY) -> Leaderboard:
     """Score every entry of ``manifest`` and write ``out/leaderboard.{md,csv,json,html}`` (``out`` defaults to
-    the manifest's folder). Finished rows are kept in ``out/results.sqlite``: a rerun scores only new entries.
+    the manifest's folder). Finished rows are kept in ``out/results.sqlite`` as each entry ends: a rerun scores
+    only new, changed or unfinished entries.
+
+    Each entry runs in its own child process, at most ``workers`` at once, under ``entry_timeout`` seconds of
+    wall time and ``entry_memory`` of address space (``"8GiB"``; ``None`` for no limit; not applied with
+    ``device="cuda"``); reaching either, or dying, fails that entry alone. ``executor``/``scheduler`` (Dask) run
+    entries there instead, without these limits. Ctrl-C raises :class:`BoardInterrupted` (a
+    ``KeyboardInterrupt``) once the running entries are ended; the rows already scored are kept.
 
     >>> # ms.leaderboard("challenge.toml", "board", workers=2, against="micronet-2019-cifar100")
     """
     from micronet_score import rules as rules_mod
-    from micronet_score.organizer.executors import make_executor
 
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise SubmissionError(f"--workers must be at least 1, got {workers}")
+    timeout = _check_timeout(entry_timeout)
+    memory = parse_memory(entry_memory)
+    if str(device).startswith("cuda"):
+        memory = None  # CUDA reserves far more address space than it uses: RLIMIT_AS would break it
     manifest_path = Path(manifest).resolve()
     spec = read_manifest(manifest_path)
     base = manifest_path.parent
@@ -118,84 +186,130 @@ def leaderboard(manifest: str | Path, out: str | Path | None = None, *, workers:
         check_against(against, ruleset)
     data = dict(spec["data"])
     data["path"] = str((base / str(data["path"])).resolve())
+    data["sha256"] = content_digest(data["path"])  # once per run: in every key, and the children's cache key
     out_dir = Path(out) if out is not None else base
-    store = ResultStore(out_dir / "results.sqlite")
-    tasks = []
-    for entry in spec["entry"]:
-        task = {"entry": entry, "base": str(base), "rules": rules_name, "data": data, "batch_size": batch_size,
-                "device": device}
-        tasks.append((result_key(task, ruleset), task))
     rows: dict[str, dict[str, Any]] = {}
-    todo = []
-    for key, task in tasks:
-        found = store.get(key)
-        if found is not None:
-            rows[key] = found
-        else:
-            todo.append((key, task))
-    if todo:
-        own = executor is None
-        pool = make_executor(workers, scheduler) if own else executor
-        try:
-            futures = {pool.submit(score_entry, task): (key, task) for key, task in todo}
-            for future in as_completed(futures):
-                key, task = futures[future]
-                try:
-                    row = future.result()
-                except Exception as exc:  # the worker itself died: the entry gets its row
-                    row = {"name": task["entry"].get("name"), "error": f"worker failed: {type(exc).__name__}: "
-                           f"{' '.join(str(exc).split())}"[:400], "published": False}
-                store.put(key, row)
-                rows[key] = row
-        finally:
-            if own:
-                pool.shutdown()
-    ordered = [rows[key] for key, _ in tasks]
-    if against:
-        from micronet_score.organizer.field import published
+    counts = {"scored": 0, "unscored": 0}
+    with board_lock(out_dir):
+        store = ResultStore(out_dir / "results.sqlite")
+        tasks = []
+        for entry in spec["entry"]:
+            task = {"entry": entry, "base": str(base), "rules": rules_name, "data": data, "batch_size": batch_size,
+                    "device": device}
+            tasks.append((result_key(task, ruleset), task))
+        todo = []
+        for key, task in tasks:
+            found = store.get(key)
+            if found is not None and _code_unchanged(found, base):
+                rows[key] = found
+            else:
+                todo.append((key, task))
 
-        ordered += [e.to_row() for e in published(against)]
-    board = Leaderboard(rules=ruleset.name, rows=tuple(rank(ordered)), scored=len(todo), against=against,
-                        manifest_dir=str(base), data_path=str(data["path"]), ruleset=ruleset)
-    board.outputs.update(write_outputs(board, out_dir))
+        def record(key: str, row: dict[str, Any], stored: bool) -> None:
+            if stored:
+                store.put(key, row)
+                counts["scored"] += 1
+            else:
+                counts["unscored"] += 1
+            rows[key] = row
+
+        try:
+            if todo and (executor is not None or scheduler):
+                _run_on_executor(todo, record, executor, scheduler)
+            elif todo:
+                run_entries(todo, record, workers=workers, timeout=timeout, memory=memory)
+        except KeyboardInterrupt:
+            raise BoardInterrupted(counts["scored"], len(todo) - counts["scored"],
+                                   str(out_dir / "results.sqlite")) from None
+        ordered = [{k: v for k, v in rows[key].items() if k != CODE_FILES} for key, _ in tasks]
+        if against:
+            from micronet_score.organizer.field import published
+
+            ordered += [e.to_row() for e in published(against)]
+        board = Leaderboard(rules=ruleset.name, rows=tuple(rank(ordered)), scored=counts["scored"],
+                            against=against, manifest_dir=str(base), data_path=str(data["path"]), ruleset=ruleset,
+                            unscored=counts["unscored"])
+        try:
+            board.outputs.update(write_outputs(board, out_dir))
+        except OSError as exc:
+            raise StoreError(f"cannot write the leaderboard files in {out_dir}: {exc}; the scored rows are kept "
+                             "in results.sqlite, rerun once the folder is writable") from None
     return board
 
 
+def _code_unchanged(row: Mapping[str, Any], base: Path) -> bool:
+    """Whether every local source file the entry's process imported (its row's ``code_files``, dynamic imports
+    included) still has the bytes it had: a stored row made by other code is scored again."""
+    files = row.get(CODE_FILES) or {}
+    if not isinstance(files, dict):
+        return False
+    for name, digest in files.items():
+        path = Path(name) if Path(name).is_absolute() else base / name
+        try:
+            if content_digest(path) != digest:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _check_timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise SubmissionError(f"--entry-timeout must be a number of seconds, got {value!r}") from None
+    if math.isnan(seconds) or seconds < 0:
+        raise SubmissionError(f"--entry-timeout must be a positive number of seconds (0: no limit), got {value!r}")
+    return seconds if 0 < seconds < math.inf else None
+
+
+def _run_on_executor(todo: Sequence[tuple[str, Mapping[str, Any]]], record: Any, executor: Executor | None,
+                     scheduler: str | None) -> None:
+    """Score on a given executor (e.g. Dask): :func:`score_entry` never raises, so an exception from a future is
+    the machinery's (a lost worker), never stored as the entry's result."""
+    from micronet_score.organizer.executors import make_executor
+    from micronet_score.organizer.runner import machinery_row
+
+    own = executor is None
+    pool = make_executor(1, scheduler) if own else executor
+    try:
+        futures = {pool.submit(score_entry, task): (key, task) for key, task in todo}
+        for future in as_completed(futures):
+            key, task = futures[future]
+            try:
+                row = future.result()
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a lost worker, or SystemExit on an in-process executor
+                record(key, machinery_row(task, f"worker failed ({type(exc).__name__}: "
+                                                f"{' '.join(str(exc).split())[:200]})"), False)
+            else:
+                record(key, row, True)
+    finally:
+        if own:
+            pool.shutdown()
+
+
 def result_key(task: Mapping[str, Any], ruleset: Any) -> str:
-    """Hash of everything that decides an entry's result: the entry, its weights' and model file's bytes, the
-    rule set, the test data and its preprocessing, and the library version."""
+    """Hash of everything that decides an entry's result: the entry, its weights' bytes, the source of its
+    model's module and of every module that imports from outside the installed packages, the rule set, the test
+    data's contents and its preprocessing, and the library version."""
     from micronet_score._version import __version__
 
     entry = task["entry"]
     base = Path(task["base"])
     files = {}
-    for label, rel in (("weights", entry.get("weights")), ("model_file", _model_file(entry.get("model")))):
-        if rel and (base / str(rel)).is_file():
-            files[label] = sha256_file(base / str(rel))
+    weights = entry.get("weights")
+    if isinstance(weights, str) and weights and (base / weights).is_file():
+        files["weights"] = file_digest(base / weights)
     rules_text = re.sub(r" at 0x[0-9a-fA-F]+", "", f"{ruleset!r} {ruleset.counting!r}")  # no addresses
-    payload = {"entry": entry, "files": files, "rules": rules_text, "data": task["data"],
-               "data_files": _fingerprint(Path(task["data"]["path"])), "version": __version__,
-               "batch_size": task.get("batch_size")}
+    payload = {"entry": entry, "files": files, "code": code_digest(entry.get("model"), base),
+               "rules": rules_text, "data": task["data"],
+               "data_sha256": task["data"].get("sha256") or content_digest(task["data"]["path"]),
+               "version": __version__, "batch_size": task.get("batch_size")}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _model_file(model: Any) -> str | None:
-    if isinstance(model, str) and ":" in model:
-        target = model.rpartition(":")[0]
-        return target if target.endswith(".py") else None
-    return None
-
-
-def _fingerprint(path: Path) -> list[tuple[str, int, int]]:
-    if path.is_file():
-        st = path.stat()
-        return [(path.name, st.st_size, st.st_mtime_ns)]
-    out = []
-    for root, _, files in os.walk(path):
-        for name in files:
-            st = os.stat(os.path.join(root, name))
-            out.append((os.path.relpath(os.path.join(root, name), path), st.st_size, st.st_mtime_ns))
-    return sorted(out)
 
 
 def rank(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

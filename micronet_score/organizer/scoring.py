@@ -6,7 +6,6 @@ or on a Dask worker. It never raises: a failure becomes the row's one-line ``err
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -37,9 +36,23 @@ def preprocessing_for(rules: Any, data: Mapping[str, Any], entry: Mapping[str, A
     return pre
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_dataset(path: str, fmt: str | None, pre: Preprocessing) -> Dataset:
-    return read_dataset(path, fmt, pre)
+_DATASETS: dict[tuple[str, str | None, Preprocessing], Dataset] = {}
+
+
+def _cached_dataset(path: str, fmt: str | None, pre: Preprocessing, digest: str | None = None) -> Dataset:
+    """The test set at ``path``, cached in this process under its contents' digest (never its path alone: data
+    rewritten in place is read again). ``digest``: the contents' SHA-256 as the caller just computed it (the
+    leaderboard hashes the data once per run; its children need not hash it again)."""
+    from micronet_score.organizer.fingerprint import content_digest
+
+    key = (digest or content_digest(path), fmt, pre)
+    found = _DATASETS.get(key)
+    if found is None:
+        found = read_dataset(path, fmt, pre)
+        if len(_DATASETS) >= 4:
+            _DATASETS.pop(next(iter(_DATASETS)))
+        _DATASETS[key] = found
+    return found
 
 
 def score_entry(task: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,7 +68,7 @@ def score_entry(task: Mapping[str, Any]) -> dict[str, Any]:
     try:
         _score_into(row, entry, task)
     except Exception as exc:  # a broken entry gets its row and never stops the others
-        row["error"] = _one_line(exc)
+        row["error"] = _out_of_memory(exc, task.get("memory_limit")) or _one_line(exc)
         for key in ("correct", "total", "accuracy", "passed", "param_term", "ops_term", "score"):
             row[key] = None
     return row
@@ -84,7 +97,8 @@ def _score_into(row: dict[str, Any], entry: dict[str, Any], task: Mapping[str, A
     report = api.count(model, tuple(shape), convention=ruleset.counting)
     data = task["data"]
     pre = preprocessing_for(ruleset, data, entry)
-    dataset = _cached_dataset(str(data["path"]), data.get("dataset") or ruleset.data_format or None, pre)
+    dataset = _cached_dataset(str(data["path"]), data.get("dataset") or ruleset.data_format or None, pre,
+                              data.get("sha256"))
     accuracy = evaluate(model, dataset, batch_size=int(task.get("batch_size") or 256),
                         device=task.get("device") or "cpu", progress=False)
     result = api.score(report, rules=ruleset, accuracy=accuracy.as_tuple())
@@ -97,6 +111,23 @@ def _score_into(row: dict[str, Any], entry: dict[str, Any], task: Mapping[str, A
 
         row.update(threshold=result.threshold, param_baseline=result.param_baseline,
                    ops_baseline=result.ops_baseline, layers=[dataclasses.asdict(r) for r in report.layers])
+
+
+def _out_of_memory(exc: BaseException, limit: int | None) -> str | None:
+    """``ran out of memory (8 GiB)`` when ``exc`` (or what it wraps) is a failed allocation, else None."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, MemoryError) or (isinstance(cause, RuntimeError)
+                                              and "can't allocate memory" in str(cause)):
+            if limit:
+                from micronet_score.organizer.limits import format_memory
+
+                return f"ran out of memory ({format_memory(limit)})"
+            return f"ran out of memory: {_one_line(cause)}"
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _one_line(exc: BaseException) -> str:
