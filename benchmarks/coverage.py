@@ -380,6 +380,10 @@ def measure(name: str, source: str, model: torch.nn.Module, inputs: Any) -> Row:
     return row
 
 
+#: Products that torch's FlopCounterMode has no formula for (it counts them 0).
+_NO_PEER_FORMULA = ("aten._grouped_mm",)
+
+
 def explain_macs(row: Row, model: torch.nn.Module, report: ms.Report, ours_dense: dict[str, float],
                  ours_attention: dict[str, float], peer: Peer) -> list[str]:
     """Module by module, why micronet-score's conv/matmul and attention multiplications differ from
@@ -390,6 +394,7 @@ def explain_macs(row: Row, model: torch.nn.Module, report: ms.Report, ours_dense
     constant: list[tuple[str, float]] = []
     scaled: list[tuple[str, float]] = []
     zeros: list[tuple[str, float]] = []
+    no_formula: list[tuple[str, float]] = []
     unexplained: list[str] = []
     attention_rows = 0
     for name in sorted(set(ours_dense) | set(peer.dense) | set(ours_attention) | set(peer.recorder.attention)):
@@ -407,6 +412,8 @@ def explain_macs(row: Row, model: torch.nn.Module, report: ms.Report, ours_dense
             scaled.append((name, scaling))
         elif ours < theirs and module is not None and _zero_skip(module, peer.dense.get(name, 0) / batch) == theirs - ours:
             zeros.append((name, theirs - ours))
+        elif theirs == 0 and ours > 0:
+            no_formula.append((name, ours))
         else:
             unexplained.append(f"`{name or '(root)'}` micronet-score {_f(ours)}, FlopCounterMode and the "
                                f"attention calls {_f(theirs)}")
@@ -427,6 +434,17 @@ def explain_macs(row: Row, model: torch.nn.Module, report: ms.Report, ours_dense
                      f"is read from the tensors) in {_names([m for m, _ in zeros])}: zero weights x the dense "
                      "MACs per weight value (FlopCounterMode counts dense)"
                      + (f"; report warning: {zero_warning}" if zero_warning else ""))
+    if no_formula:
+        # products FlopCounterMode has no formula for: what micronet-score charged those operators in all
+        n = sum(v for _, v in no_formula)
+        charged = sum(report.by_operator[op].mults for op in _NO_PEER_FORMULA if op in report.by_operator)
+        if n == charged:
+            items.append(f"+{_f(n)}: {', '.join(f'`{op}`' for op in _NO_PEER_FORMULA if op in report.by_operator)} "
+                         f"in {_names([m for m, _ in no_formula])}, which FlopCounterMode has no formula for "
+                         "(it counts 0); micronet-score charges one dot product per output element")
+        else:
+            unexplained += [f"`{m or '(root)'}` micronet-score {_f(v)}, FlopCounterMode and the attention calls 0"
+                            for m, v in no_formula]
     items += [f"UNEXPLAINED {u}" for u in unexplained]
     for op in sorted(row.unsupported):
         if family(op) in _DENSE:
