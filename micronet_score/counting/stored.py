@@ -105,6 +105,8 @@ class StoredTensors:
         if id(t) in self.metadata and self._model_tensors.get(id(t)) is t:
             self.used_sources.update(info.sources)  # a quantized weight's scale or zero point
             return None
+        if t.is_complex():  # a complex value is stored as its two real parts (spec section 3, complex arithmetic)
+            t = torch.view_as_real(t.resolve_conj())
         key = self._key(t, info)
         entry = self.stored.get(key)
         if entry is None:
