@@ -221,11 +221,32 @@ def test_complex_arithmetic(case, shapes_only):
     assert (r.mults, r.adds) == expected
 
 
-@pytest.mark.parametrize("shapes_only", MODES)
-def test_a_complex_linear_layer(shapes_only):
+def _complex_linear() -> nn.Linear:
     with pytest.warns(UserWarning, match="Complex modules"):  # torch's own note on complex parameters
         model = nn.Linear(8, 4).to(torch.complex64)
+    with torch.no_grad():  # (.to() leaves the imaginary parts zero: make every part non-zero)
+        model.weight.copy_(torch.complex(torch.rand(4, 8) + 1, torch.rand(4, 8) + 1))
+        model.bias.copy_(torch.complex(torch.rand(4) + 1, torch.rand(4) + 1))
+    return model
+
+
+@pytest.mark.parametrize("shapes_only", MODES)
+def test_a_complex_linear_layer(shapes_only):
     # 4·8 = 32 complex products: 128 mults, 64 adds; 4·7 complex accumulations and 4 complex bias adds: 64 adds
-    r = ms.count(model, torch.randn(3, 8).to(torch.complex64), shapes_only=shapes_only, strict=True, freebie=False)
+    r = ms.count(_complex_linear(), torch.randn(3, 8).to(torch.complex64), shapes_only=shapes_only, strict=True,
+                 freebie=False)
     assert (r.mults, r.adds) == (128, 64 + 64)
     assert dict(r.params_by_bits) == {32: (32 + 4) * 2}  # 36 complex64 values = 72 float32 values
+    if not shapes_only:
+        assert r.nonzero_params == 72
+
+
+def test_a_pruned_complex_linear_layer():
+    model = _complex_linear()
+    with torch.no_grad():
+        model.weight[0] = 0  # output channel 0 pruned: 8 complex values, 16 stored parts
+    r = ms.count(model, torch.randn(3, 8).to(torch.complex64), strict=True)
+    # 3 channels · 8 = 24 complex products: 96 mults, 48 adds; 3·7 accumulations + 3 bias adds = 24 complex
+    # adds: 48 adds
+    assert (r.mults, r.adds) == (96, 48 + 48)
+    assert r.params == 72 and r.nonzero_params == 72 - 16
