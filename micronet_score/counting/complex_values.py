@@ -11,7 +11,7 @@ cost its real cost function computed from the shapes. Per complex element (a + b
   6 mults + 3 adds + 2 divisions = 8 mults + 3 adds; complex / real 2 mults; real / complex 6 mults + 1 add
   (ac, ad, c², d², c² + d², 2 divisions); reciprocal 1/(c + di): 4 mults + 1 add;
 - |z| = sqrt(a² + b²): 2 mults + 1 add + 1 transcendental (3 mults + 1 add); exp(z) = eᵃ(cos b + i sin b):
-  2 transcendentals + 2 mults (4 mults);
+  2 transcendentals + 2 mults (4 mults); z ** k for an integer k from 1 to 4: k − 1 complex multiplies;
 - sums, means, cumulative sums and negation act on each part: twice the real price;
 - dtype conversions: free when each part converts exactly (float32 to complex64, complex64 to float32), else
   1 mult per converted real value.
@@ -45,7 +45,7 @@ _PRODUCTS = _packets("mul", "mul_", "mm", "bmm", "addmm", "baddbmm", "linear", "
                      "prod")
 _DIVIDES = _packets("div", "div_", "true_divide", "true_divide_")
 _PRICED = _NATIVE | _ADDS | _PER_PART | _PRODUCTS | _DIVIDES | _packets(
-    "_to_copy", "reciprocal", "reciprocal_", "abs", "abs_", "exp", "exp_")
+    "_to_copy", "reciprocal", "reciprocal_", "abs", "abs_", "exp", "exp_", "pow", "pow_")
 
 
 def _cx(x: Any) -> bool:
@@ -108,7 +108,15 @@ def complex_cost(packet: Any, entry: CostEntry, call: OpCall, real: Cost) -> Cos
         return Cost(3 * n, n)
     if packet in (aten.exp, aten.exp_):
         return Cost(4 * n, 0)
+    if packet in (aten.pow, aten.pow_) and _small_power(call.arg(1, "exponent")):
+        return Cost(4 * real.mults, 2 * real.mults)  # z^k: k - 1 complex multiplies
     return None
+
+
+def _small_power(exponent: Any) -> bool:
+    """True for the exponents the real ``pow`` prices as repeated multiplication (1 to 4, integers)."""
+    return isinstance(exponent, (int, float)) and not isinstance(exponent, bool) and \
+        float(exponent).is_integer() and 1 <= exponent <= 4
 
 
 def part_bits(t: torch.Tensor, bits: int) -> int:

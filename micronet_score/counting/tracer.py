@@ -249,7 +249,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
         where = f"module '{module}' ({kind})" if module else "the root module"
         raise ComplexTensorError(
             f"operator '{op.name}' in {where} computes on complex tensors, and micronet-score has no complex "
-            "price for it (priced: add, sub, mul, div, abs, exp, polar, matrix products, sums, FFTs); count a "
+            "price for it (priced: add, sub, mul, div, abs, exp, polar, powers 1-4, matrix products, sums, FFTs); count a "
             "real-valued version of that step (real and imaginary parts as separate channels)", module=module)
 
     def _costed(self, func, op: OpInfo, entry: CostEntry, args, kwargs, out, tensors, packed, module: str) -> int:

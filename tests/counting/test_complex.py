@@ -202,6 +202,8 @@ ARITHMETIC = {
     "real / complex": (lambda x, z: torch.view_as_real(x / z), (8 + 8 * 6, 8 * 1)),
     "abs": (lambda x, z: z.abs(), (8 + 8 * 3, 8 * 1)),
     "exp": (lambda x, z: torch.view_as_real(z.exp()), (8 + 8 * 4, 0)),
+    "square": (lambda x, z: torch.view_as_real(torch.square(z)), (8 + 8 * 4, 8 * 2)),  # one complex multiply
+    "cube": (lambda x, z: torch.view_as_real(z**3), (8 + 2 * 8 * 4, 2 * 8 * 2)),  # two complex multiplies
     "polar": (lambda x, z: torch.view_as_real(torch.polar(x, x)), (8 + 8 * 4, 0)),
     "real and imag parts": (lambda x, z: z.real + z.imag, (8, 8)),  # free parts, then a real add
     # sum over 8: 7 complex adds = 14 adds; mean: 14 adds and 1/8 times both parts: 2 mults
