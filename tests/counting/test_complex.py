@@ -201,6 +201,9 @@ ARITHMETIC = {
     "complex / real": (lambda x, z: torch.view_as_real(z / x), (8 + 8 * 2, 0)),
     "real / complex": (lambda x, z: torch.view_as_real(x / z), (8 + 8 * 6, 8 * 1)),
     "abs": (lambda x, z: z.abs(), (8 + 8 * 3, 8 * 1)),
+    "angle": (lambda x, z: z.angle(), (8 + 8 * 1, 0)),  # atan2 of the parts: 1 transcendental
+    # 1/(c + di) = (c - di)/(c² + d²): c², d², 2 divisions, 1 add
+    "reciprocal": (lambda x, z: torch.view_as_real(z.reciprocal()), (8 + 8 * 4, 8 * 1)),
     "exp": (lambda x, z: torch.view_as_real(z.exp()), (8 + 8 * 4, 0)),
     "square": (lambda x, z: torch.view_as_real(torch.square(z)), (8 + 8 * 4, 8 * 2)),  # one complex multiply
     "cube": (lambda x, z: torch.view_as_real(z**3), (8 + 2 * 8 * 4, 2 * 8 * 2)),  # two complex multiplies
