@@ -18,7 +18,8 @@ cost its real cost function computed from the shapes. Per complex element (a + b
 
 Operators priced natively for complex values (FFTs, ``polar``, ``angle``, ``conj_physical``) keep their cost.
 Any other costed operator on complex values returns None: the tracer raises ``ComplexTensorError`` naming it
-(complex convolutions, transcendentals other than exp, norms, softmax ... of complex tensors).
+(transcendentals other than exp, norms, softmax ... of complex tensors). A complex convolution reaches the
+tracer as torch's own decomposition into real convolutions and adds, and is priced as those.
 """
 
 from __future__ import annotations
