@@ -75,7 +75,9 @@ class MissingExtraError(MicronetError, ImportError):
 class RegistryError(MicronetError, ValueError):
     """An operator registered twice, or both with a cost and as free."""
 class ComplexTensorError(ForwardError):
-    """The forward computes on complex tensors, which micronet-score does not price."""
+    """An operator on complex tensors that micronet-score has no complex price for (a square root, log, sine,
+    softmax or norm of complex values). Complex arithmetic, matrix products, sums and FFTs are priced (spec
+    section 3); the message names the operator and its module."""
 
 
 class ValuesNeededError(ForwardError):

@@ -207,6 +207,14 @@ for _name in ("relu", "hardtanh", "silu", "sigmoid", "gelu", "hardswish", "hards
         SHAPES[_inplace_packet.default] = _inplace
 
 
+def _abs(x):
+    """|x|: a complex tensor's magnitudes are real (complex64 -> float32)."""
+    return _like(x, x.dtype.to_real())
+
+
+SHAPES[aten.abs.default] = _abs
+
+
 def _softmax(x, dim, half_to_float=False):
     _wrap_dim(dim, x.dim())
     return _empty(x.shape, x, torch.float32 if half_to_float and x.dtype is torch.float16 else None)

@@ -106,11 +106,15 @@ class StoredTensors:
             self.used_sources.update(info.sources)  # a quantized weight's scale or zero point
             return None
         key = self._key(t, info)
+        parts = t.is_complex()
+        if parts:  # a complex value is stored as its two real parts (spec section 3, complex arithmetic)
+            t = torch.view_as_real(t.resolve_conj())
         entry = self.stored.get(key)
         if entry is None:
             owner = self._owner(info.sources)
-            nonzeros, finite = self._nonzeros.get(key), self._finite.get(key)
-            if nonzeros is None and finite is None and self.reads is not None:
+            # (figures learnt earlier count complex elements: the parts are measured here)
+            nonzeros, finite = (None, None) if parts else (self._nonzeros.get(key), self._finite.get(key))
+            if nonzeros is None and finite is None and self.reads is not None and not parts:
                 read = self.reads.get(t)  # read with the model's other small tensors
                 if read is not None:
                     nonzeros, finite = (t.numel() if read[0] else None), read[1]

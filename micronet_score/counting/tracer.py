@@ -11,7 +11,7 @@ taint tracking (``taint``), stored tensors (``stored``), bit sources (``bit_sour
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -20,6 +20,7 @@ from micronet_score.counting import costs as _costs  # noqa: F401  (fills the re
 from micronet_score.counting.attribution import Attribution
 from micronet_score.counting.batchnorm import BatchNormUse, FoldBookkeeping, FoldTarget
 from micronet_score.counting.bit_sources import BitSources
+from micronet_score.counting.complex_values import complex_cost, has_complex_price, part_bits
 from micronet_score.counting.events import Event
 from micronet_score.counting.idmap import IdMap
 from micronet_score.counting.inplace import InPlaceGuard
@@ -243,16 +244,26 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
                 return packed_role(t is weight)
         return operand_role(func, args, t)
 
+    def _refuse_complex(self, op: OpInfo, module: str) -> NoReturn:
+        kind = self.module_types.get(module, "?")
+        where = f"module '{module}' ({kind})" if module else "the root module"
+        raise ComplexTensorError(
+            f"operator '{op.name}' in {where} computes on complex tensors, and micronet-score has no complex "
+            "price for it (priced: add, sub, mul, div, abs, exp, polar, powers 1-4, matrix products, sums, FFTs); count a "
+            "real-valued version of that step (real and imaginary parts as separate channels)", module=module)
+
     def _costed(self, func, op: OpInfo, entry: CostEntry, args, kwargs, out, tensors, packed, module: str) -> int:
-        if _complex(tensors) or (out.is_complex() if isinstance(out, torch.Tensor) else _complex(out_tensors(out))):
-            kind = self.module_types.get(module, "?")
-            where = f"module '{module}' ({kind})" if module else "the root module"
-            raise ComplexTensorError(
-                f"operator '{op.name}' in {where} computes on complex tensors, which micronet-score does not "
-                "price (a complex multiply is 4 real multiplies and 2 adds); count a real-valued version of the "
-                "model (e.g. real and imaginary parts as separate channels)", module=module)
+        complex_values = _complex(tensors) or (
+            out.is_complex() if isinstance(out, torch.Tensor) else _complex(out_tensors(out)))
+        if complex_values and not has_complex_price(op.packet):
+            self._refuse_complex(op, module)
         call = OpCall(args, kwargs, out, self.channel_stats, self.is_static, self.unpack)
         cost = entry.fn(call)
+        if complex_values:  # spec section 3: complex arithmetic in real operations (counting/complex_values.py)
+            priced = complex_cost(op.packet, entry, call, cost)
+            if priced is None:
+                self._refuse_complex(op, module)
+            cost = priced
         if not (0 <= cost.mults < _INF and 0 <= cost.adds < _INF) or (
                 cost.mult_bits is not None and not (type(cost.mult_bits) is int and 1 <= cost.mult_bits <= 64)):
             raise InputError(f"the cost function of operator '{op.name}' ({getattr(entry.fn, '__qualname__', '?')}) "
@@ -271,6 +282,8 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
             mult_bits = 0
             for t in operands:
                 b = self.tensor_bits(t, module)
+                if complex_values:
+                    b = part_bits(t, b)  # a complex multiply multiplies its parts
                 if b > mult_bits:
                     mult_bits = b
             mult_bits = mult_bits or 32

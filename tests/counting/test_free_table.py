@@ -156,6 +156,8 @@ SAMPLES: dict[str, Sample] = {
     "aten.slice_scatter": s(lambda: A.slice_scatter(X, X[:, 2:], 1, 0, 1)),
     "aten.view_as_real": s(lambda: A.view_as_real(torch.complex(M2, M2.flip(0)))),
     "aten.view_as_complex": s(lambda: A.view_as_complex(X[..., :2].contiguous())),
+    "aten.complex": s(lambda: A.complex(M2, M2.flip(0))),
+    "aten.resolve_conj": s(lambda: A.resolve_conj(torch.complex(M2, M2.flip(0)))),
     "aten._to_dense": s(lambda: A._to_dense(M2.triu().to_sparse())),
     # dropout at inference (train=False) is the identity; training-mode dropout dispatches native_dropout,
     # which is not free
@@ -189,6 +191,9 @@ for _name in ("fake_quantize_per_tensor_affine", "fake_quantize_per_tensor_affin
               "_fake_quantize_learnable_per_channel_affine", "_fused_moving_avg_obs_fq_helper",
               "quantize_per_tensor", "quantize_per_channel", "dequantize"):
     EXEMPT[f"aten.{_name}"] = "quantization format change: free by the rules (spec section 3, official counter)"
+for _name in ("_conj", "conj"):
+    EXEMPT[f"aten.{_name}"] = ("lazy complex conjugation (a flag on the view, negating imaginary parts): free by the "
+                               "spec's complex arithmetic, the reading operator prices the sign")
 EXEMPT["quantized.cat"] = "concatenation that requantizes to the output's format: free like quantize_per_tensor"
 
 

@@ -221,15 +221,15 @@ def test_global_state_is_cleaned_up_when_the_forward_raises(exc, expected):
 
 
 def test_global_state_is_cleaned_up_when_strict_mode_raises():
-    class Spectral(nn.Module):
+    class Determinant(nn.Module):  # (an FFT here until the spec priced FFTs, section 3)
         def __init__(self):
             super().__init__()
             self.lin = nn.Linear(8, 8)
 
         def forward(self, x):
-            return torch.fft.rfft(self.lin(x)).abs()
+            return torch.linalg.det(self.lin(x).view(-1, 2, 2, 2)).abs()
 
-    model = Spectral()
+    model = Determinant()
     guard = Guard(model)
     with pytest.raises(ms.UnsupportedOpError):
         ms.count(model, (1, 8), strict=True)

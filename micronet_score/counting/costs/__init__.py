@@ -3,9 +3,11 @@
 from micronet_score.counting.costs import (  # noqa: F401
     activation,
     attention,
+    complex_ops,
     conv,
     elementwise,
     embedding,
+    fft,
     free,
     losses,
     matmul,
