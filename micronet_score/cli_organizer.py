@@ -22,6 +22,37 @@ def load_options(allow: list[str]) -> dict[str, Any]:
     return {"allow_globals": tuple(allow)}
 
 
+def parse_bits(text: str) -> tuple[int, int]:
+    """``--bits``: ``"16"`` (weights and activations) or ``"8/16"`` (weight/activation)."""
+    w, sep, a = text.partition("/")
+    try:
+        pair = (int(w), int(a) if sep else int(w))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--bits {text!r}: write N or WEIGHT/ACTIVATION, e.g. 16 or 8/16") \
+            from None
+    if not all(1 <= b <= 64 for b in pair):
+        raise argparse.ArgumentTypeError(f"--bits {text!r}: widths are 1..64 bits")
+    return pair
+
+
+def _fake_quant(bits: tuple[int, int] | None) -> Any:
+    """The FakeQuant stating a checkpoint's widths from ``--bits`` (None when not given or not a fake-quant
+    width)."""
+    if bits is None or not all(2 <= b <= 16 for b in bits):
+        return None
+    from micronet_score.compress import FakeQuant
+
+    return FakeQuant(weight_bits=bits[0], act_bits=bits[1])
+
+
+def print_notes(notes: Any) -> None:
+    """The weights loader's notes as one ``note:`` line on stderr."""
+    import sys
+
+    if notes:
+        print("micronet-score: note: " + "; ".join(notes), file=sys.stderr)
+
+
 def _eval(args: argparse.Namespace) -> int:
     from micronet_score import api, models
     from micronet_score.cli_common import (
@@ -32,47 +63,67 @@ def _eval(args: argparse.Namespace) -> int:
         parse_shape,
         resolve_model,
     )
-    from micronet_score.loading import load_weights
+    from micronet_score.io.loading import load_checkpoint
     from micronet_score.organizer.datasets import read_dataset
     from micronet_score.organizer.evaluation import evaluate, resolve_device
-    from micronet_score.organizer.scoring import preprocessing_for
-    from micronet_score.organizer.submissions import read_submission, rebuild
+    from micronet_score.organizer.scoring import Exported, example_shape, load_entry, preprocessing_for
+    from micronet_score.organizer.submissions import read_submission
 
     ruleset = get_rules(args.rules)
     resolve_device(args.device)
     kwargs = parse_kwargs(args.arg)
     target = Path(args.model)
-    entry: dict[str, Any] = {}
-    if target.is_dir() or target.suffix == ".toml":
-        if args.weights or kwargs:
-            raise CliError("a submission folder carries its own weights and arguments; drop --weights/--arg")
-        entry, base = read_submission(target)
-        model = rebuild(entry, base, **load_options(args.allow_global))
-        weights = str(base / entry["weights"])
-        spec = str(entry["model"])
-        kwargs = dict(entry.get("args") or {})
-        default_shape = entry.get("input") or (models.input_size(spec) if spec in models.names() else None)
-    else:
-        model, default_shape = resolve_model(args.model, kwargs)
-        weights = args.weights
-        if weights:
-            load_weights(model, weights, **load_options(args.allow_global))
-    shape = parse_shape(args.input) if args.input else default_shape
-    if shape is None and ruleset is not None:
-        shape = ruleset.input_size
-    if shape is None:
-        raise CliError(f"{args.model} needs --input (a shape such as 1,3,32,32)")
-    accuracy = None
+    folder = target.is_dir() or target.suffix == ".toml"
+    data = None
     if args.data:
         if ruleset is not None:
-            pre = preprocessing_for(ruleset, {}, entry)
+            pre = preprocessing_for(ruleset, {}, {})
         else:
             from micronet_score.organizer.datasets import Preprocessing
 
             pre = Preprocessing()
         fmt = args.dataset or (getattr(ruleset, "data_format", "") or None if ruleset is not None else None)
         data = read_dataset(args.data, fmt, pre)
-        accuracy = evaluate(model, data, batch_size=args.batch_size, device=args.device)
+    entry: dict[str, Any] = {}
+    exported = False
+    if folder:
+        if args.weights or kwargs:
+            raise CliError("a submission folder carries its own weights and arguments; drop --weights/--arg")
+        entry, base = read_submission(target, allow_code=args.allow_code)
+        spec = str(entry.get("model") or entry.get("program"))
+        # the counting input is the organizer's: --input, one example of --data, else the zoo model's / rules'
+        shape = (parse_shape(args.input) if args.input else example_shape(data) if data is not None
+                 else models.input_size(spec) if spec in models.names()
+                 else ruleset.input_size if ruleset is not None else None)
+        if shape is None:
+            raise CliError(f"{args.model} needs --input (a shape such as 1,3,32,32) or --data")
+        if args.bits is not None:
+            entry["bits"] = list(args.bits)
+        model, notes, _, exported = load_entry(
+            entry, base, tuple(shape),
+            {"allow_code": args.allow_code, "entry_timeout": args.entry_timeout,
+             "entry_memory": int(args.entry_memory * (1 << 30))}, **load_options(args.allow_global))
+        weights = str(base / str(entry.get("weights") or entry.get("program")))
+        kwargs = dict(entry.get("args") or {})
+        print_notes(notes)
+    else:
+        model, default_shape = resolve_model(args.model, kwargs)
+        weights = args.weights
+        if weights:
+            loaded = load_checkpoint(model, weights, fake_quant=_fake_quant(args.bits),
+                                     **load_options(args.allow_global))
+            print_notes(loaded.notes)
+        shape = parse_shape(args.input) if args.input else default_shape
+        if shape is None and data is not None:
+            shape = example_shape(data)
+        if shape is None and ruleset is not None:
+            shape = ruleset.input_size
+        if shape is None:
+            raise CliError(f"{args.model} needs --input (a shape such as 1,3,32,32)")
+    accuracy = None
+    if data is not None:
+        accuracy = evaluate(Exported(model) if exported else model, data, batch_size=args.batch_size,
+                            device=args.device)
     options: dict[str, Any] = {}
     if ruleset is not None:
         options["convention"] = ruleset.counting
@@ -83,8 +134,8 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         payload: dict[str, Any] = {"report": report.to_dict(),
                                    "score": None if result is None else result.to_dict()}
-        payload.update(describe_run(str(entry.get("model") or args.model), kwargs, weights, ruleset, report,
-                                    accuracy.as_tuple() if accuracy else None))
+        payload.update(describe_run(str(entry.get("model") or entry.get("program") or args.model), kwargs,
+                                    weights, ruleset, report, accuracy.as_tuple() if accuracy else None))
         print(json.dumps(payload, indent=2))
     else:
         print(report.summary())
@@ -110,7 +161,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
 def _codabench(args: argparse.Namespace) -> int:
     from micronet_score.organizer.codabench import run_codabench
 
-    row = run_codabench(args.input_dir, args.output_dir, device=args.device)
+    row = run_codabench(args.input_dir, args.output_dir, device=args.device, entry_timeout=args.entry_timeout,
+                        entry_memory=int(args.entry_memory * (1 << 30)))
+    if row.get("notes"):
+        print_notes([row["notes"]])
     print(f"score {row['score']:.6f}, accuracy {row['correct']:,} of {row['total']:,}")
     return 0
 
@@ -132,6 +186,9 @@ def add_organizer_verbs(sub: Any) -> None:
     ev.add_argument("--json", action="store_true", help="print everything as JSON")
     ev.add_argument("--allow-global", action="append", default=[], metavar="MOD.CLASS",
                     help="let the checkpoint unpickle this global (repeatable; only for files you trust)")
+    ev.add_argument("--bits", type=parse_bits, metavar="N|W/A",
+                    help="bit widths of a fake-quantized checkpoint that does not record them (16, or 8/16)")
+    _add_code_flags(ev, allow=True)
     ev.set_defaults(func=_eval)
     lb = sub.add_parser("leaderboard", help="score every entry of a manifest and write the leaderboard")
     lb.add_argument("manifest", help="the challenge manifest (TOML)")
@@ -146,4 +203,18 @@ def add_organizer_verbs(sub: Any) -> None:
     cb.add_argument("input_dir", help="holds res/ (the submission) and ref/challenge.toml")
     cb.add_argument("output_dir", help="where scores.json and detailed_results.html go")
     cb.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_code_flags(cb, allow=False)
     cb.set_defaults(func=_codabench)
+
+
+def _add_code_flags(parser: Any, *, allow: bool) -> None:
+    """``--entry-timeout``/``--entry-memory`` (and ``--allow-code``): limits of a model's code, which runs only
+    where allowed, in a child process that exports the model."""
+    if allow:
+        parser.add_argument("--allow-code", action="store_true",
+                            help="let a submission's file.py:factory run (in a child process that only exports "
+                                 "the model; it can still read your files: use a container)")
+    parser.add_argument("--entry-timeout", type=float, default=600.0, metavar="S",
+                        help="wall-time limit of a model's code, seconds (default 600)")
+    parser.add_argument("--entry-memory", type=float, default=8.0, metavar="GIB",
+                        help="memory limit of a model's code, GiB (default 8)")

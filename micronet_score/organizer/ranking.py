@@ -28,9 +28,13 @@ from typing import Any
 from micronet_score.organizer.errors import SubmissionError
 from micronet_score.organizer.scoring import score_entry, sha256_file
 from micronet_score.organizer.store import ResultStore
-from micronet_score.organizer.submissions import read_toml
+from micronet_score.organizer.submissions import check_args, is_code, read_submission, read_toml
 
-ENTRY_KEYS = {"name", "model", "weights", "args", "input", "preprocessing", "compress"}
+ENTRY_KEYS = {"name", "model", "weights", "args", "input", "preprocessing", "compress", "bits", "program",
+              "submission", "allow_code", "entry_timeout", "entry_memory"}
+#: Manifest-wide settings copied into every entry that does not set its own.
+POLICY_KEYS = ("allow_code", "entry_timeout", "entry_memory")
+_FROM_SUBMISSION = ("model", "weights", "args", "compress", "program")
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,13 @@ class Leaderboard:
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
-    """The manifest at ``path``, checked: ``rules``, ``[data]`` with ``path``, and ``[[entry]]`` tables."""
+    """The manifest at ``path``, checked: ``rules``, ``[data]`` with ``path``, and ``[[entry]]`` tables.
+
+    An entry's ``submission = "subs/heidi"`` is replaced by the keys of that ``save_submission`` folder (checked
+    as a participant's: see :func:`~micronet_score.organizer.submissions.check_submission`), with paths made
+    relative to the manifest; a folder that is refused gives the entry a ``refused`` reason (its row's error).
+    The manifest-wide ``allow_code``, ``entry_timeout`` and ``entry_memory`` are copied into each entry.
+    """
     path = Path(path)
     manifest = read_toml(path)
     if "rules" not in manifest:
@@ -71,11 +81,15 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     entries = manifest.get("entry")
     if not isinstance(entries, list) or not entries:
         raise SubmissionError(f"{path}: the manifest has no [[entry]] tables")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise SubmissionError(f"{path}: entry {i + 1} is not a table: write [[entry]] with name = \"...\"")
     seen = set()
+    resolved = []
     for i, entry in enumerate(entries):
         name = entry.get("name")
-        if not name:
-            raise SubmissionError(f"{path}: entry {i + 1} has no name")
+        if not isinstance(name, str) or not name:
+            raise SubmissionError(f"{path}: entry {i + 1} needs name = \"...\" (a string)")
         if name in seen:
             raise SubmissionError(f"{path}: two entries are named {name!r}")
         seen.add(name)
@@ -83,7 +97,49 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         if unknown:
             raise SubmissionError(f"{path}: entry {name!r} has unknown key(s) {sorted(unknown)}; known: "
                                   f"{sorted(ENTRY_KEYS)}")
+        if "args" in entry:
+            check_args(entry["args"], f"{path}: entry {name!r}")
+        entry = {**{k: manifest[k] for k in POLICY_KEYS if k in manifest}, **entry}
+        for key in ("entry_timeout", "entry_memory"):
+            value = entry.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 < value < float("inf")):
+                raise SubmissionError(f"{path}: {key} must be a positive number (seconds / GiB), got {value!r}")
+        if not isinstance(entry.get("allow_code", False), bool):
+            raise SubmissionError(f"{path}: entry {name!r}: allow_code must be true or false")
+        if "submission" in entry:
+            entry = _from_submission(entry, path.parent, name)
+        resolved.append(entry)
+    manifest["entry"] = resolved
     return manifest
+
+
+def _from_submission(entry: dict[str, Any], base: Path, name: str) -> dict[str, Any]:
+    """A manifest entry whose keys come from a ``save_submission`` folder (paths relative to the manifest)."""
+    clash = sorted(set(entry) & set(_FROM_SUBMISSION))
+    if clash:
+        raise SubmissionError(f"entry {name!r}: submission = ... brings its own {', '.join(clash)}; drop them")
+    rel = entry["submission"]
+    out = {k: v for k, v in entry.items()}
+    try:
+        if not isinstance(rel, str) or Path(rel).is_absolute() or not (base / rel).is_dir():
+            raise SubmissionError(f"submission = {rel!r} must be a folder relative to the manifest")
+        found, folder = read_submission(base / rel, allow_code=bool(entry.get("allow_code")))
+    except SubmissionError as exc:
+        out["refused"] = str(exc)
+        return out
+    prefix = Path(rel)
+    for key in ("weights", "program"):
+        if key in found:
+            out[key] = (prefix / str(found[key])).as_posix()
+    if "model" in found:
+        spec = str(found["model"])
+        target, sep, attr = spec.rpartition(":")
+        out["model"] = f"{(prefix / target).as_posix()}:{attr}" if is_code(spec) and sep else spec
+    for key in ("args", "compress"):
+        if found.get(key):
+            out[key] = found[key]
+    return out
 
 
 def leaderboard(manifest: str | Path, out: str | Path | None = None, *, workers: int = 1,

@@ -32,9 +32,11 @@ def test_factory_submission_and_recorded_build(tmp_path, challenge):
     from micronet_score.organizer.builders import build_model
 
     model = build_model("net.py:const", {"cls": 2}, challenge)
-    save_submission(model, tmp_path / "s", model_name=str(challenge / "net.py") + ":const", args={"cls": 2},
-                    input=(1, 3, 8, 8))
-    back = load_submission(tmp_path / "s")
+    save_submission(model, tmp_path / "s", model_name="net.py:const", args={"cls": 2})
+    (tmp_path / "s" / "net.py").write_text((challenge / "net.py").read_text())
+    with pytest.raises(SubmissionError, match="allow_code"):  # code runs only when the caller says so
+        load_submission(tmp_path / "s")
+    back = load_submission(tmp_path / "s", allow_code=True)
     assert torch.equal(back[4].bias, torch.tensor([0.0, 0.0, 1.0, 0.0]))
     model.micronet_build = {"model": "densenet-seed", "args": {}}  # what models.build records after the merge
     plain = ms.models.build("densenet-seed")
