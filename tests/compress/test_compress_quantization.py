@@ -57,8 +57,17 @@ def test_layers_keep_their_object_name_and_parameter_names():
     assert set(model.state_dict()) == {
         f"{i}.{name}"
         for i in (0, 2, 5)
-        for name in ("weight", "bias", "input_fake_quant.min_val", "input_fake_quant.max_val")
+        for name in ("weight", "bias", "input_fake_quant.min_val", "input_fake_quant.max_val",
+                     # the grids are recorded in the state dict (so a saved model reloads at its widths) ...
+                     "input_fake_quant.quant_min", "input_fake_quant.quant_max", "weight_fake_quant.quant_min",
+                     "weight_fake_quant.quant_max", "weight_fake_quant.per_channel")
     }
+    # ... but are not buffers: what is stored (and counted) is unchanged
+    assert {name for name, _ in model.named_buffers()} == {
+        f"{i}.input_fake_quant.{b}" for i in (0, 2, 5) for b in ("min_val", "max_val")}
+    state = model.state_dict()
+    assert (int(state["0.weight_fake_quant.quant_min"]), int(state["0.weight_fake_quant.quant_max"])) == (-128, 127)
+    assert (int(state["0.input_fake_quant.quant_min"]), int(state["0.input_fake_quant.quant_max"])) == (0, 255)
     assert {name for name, _ in model.named_modules()} >= {"0", "0.weight_fake_quant", "0.input_fake_quant"}
 
 
