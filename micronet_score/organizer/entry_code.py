@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from micronet_score.organizer.errors import SubmissionError
+from micronet_score.organizer.programs import load_program
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_MEMORY_BYTES = 8 << 30
@@ -50,16 +51,6 @@ def gib(memory: int) -> str:
     """``8589934592`` -> ``'8 GiB'``."""
     value = memory / (1 << 30)
     return f"{value:g} GiB"
-
-
-def load_program(path: str | Path) -> torch.export.ExportedProgram:
-    """Read an exported program (``.pt2``)."""
-    # merge: use io.exported.load_exported
-    try:
-        return torch.export.load(str(path))
-    except Exception as exc:
-        raise SubmissionError(f"{Path(path).name}: not a loadable exported program: {type(exc).__name__}: "
-                              f"{' '.join(str(exc).split())[:200]}") from None
 
 
 def export_in_child(recipe: Mapping[str, Any], base: str | Path, shape: Sequence[int], *,

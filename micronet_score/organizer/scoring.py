@@ -117,8 +117,8 @@ def load_entry(entry: Mapping[str, Any], base: Path, shape: tuple[int, ...], tas
         DEFAULT_MEMORY_BYTES,
         DEFAULT_TIMEOUT_S,
         export_in_child,
-        load_program,
     )
+    from micronet_score.organizer.programs import load_program
     from micronet_score.organizer.submissions import is_code, rebuild_in_process
 
     task = task or {}

@@ -181,7 +181,7 @@ def load_submission(path: str | Path, *, allow_code: bool = False, **load_option
     process: only for code you trust (the scorers run it in a child process instead)."""
     entry, base = read_submission(path, allow_code=allow_code)
     if "program" in entry:
-        from micronet_score.organizer.entry_code import load_program
+        from micronet_score.organizer.programs import load_program
 
         return load_program(base / entry["program"]).module()
     return rebuild(entry, base, **load_options)
