@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from micronet_score.organizer.errors import SubmissionError
-from micronet_score.organizer.programs import load_program
+from micronet_score.organizer.programs import export_model, load_program
 
 DEFAULT_TIMEOUT_S = 600.0
 DEFAULT_MEMORY_BYTES = 8 << 30
@@ -143,19 +143,8 @@ def _build_and_export(recipe: dict[str, Any], base: Path, shape: list[int], targ
     from micronet_score.organizer.submissions import rebuild_in_process
 
     model, notes = rebuild_in_process(recipe, base, shape)
-    model.eval()
-    example = torch.zeros((max(2, shape[0]), *shape[1:]))
-    batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    try:
-        with torch.no_grad():
-            program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    except Exception as exc:
-        raise EntryCodeError(
-            f"torch.export of the model failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
-            "make the forward exportable (static shapes, torch.cond for data-dependent branches)") from None
-    torch.export.save(program, str(target))
+    torch.export.save(export_model(model, shape), str(target))
     return notes
-
 
 if __name__ == "__main__":  # the child process
     _child(sys.argv[1])

@@ -29,7 +29,7 @@ SUBMISSION_KEYS = ("model", "weights", "args", "compress", "program")
 
 
 def save_submission(model: torch.nn.Module, path: str | Path, *, model_name: str | None = None,
-                    args: Mapping[str, Any] | None = None) -> Path:
+                    args: Mapping[str, Any] | None = None, export: Sequence[int] | None = None) -> Path:
     """Write ``model``'s weights and recipe to the folder ``path``; returns the path of ``submission.toml``.
 
     The recipe's model is ``model_name`` (a zoo name, or ``file.py:factory`` for challenges that allow code)
@@ -37,12 +37,26 @@ def save_submission(model: torch.nn.Module, path: str | Path, *, model_name: str
     applied to it are recorded too, so ``micronet-score eval path`` rebuilds the model, quantizers included
     (fake quantizers also record their bit widths in the weights).
 
+    ``export=(1, 3, 32, 32)`` writes an exported program instead (``torch.export`` on an input of that shape,
+    batch dimension dynamic): ``model.pt2`` and ``program = "model.pt2"``, for models that are not on the
+    challenge's list; the scorer evaluates and counts that graph, with no code of the participant's.
+
     >>> import tempfile, micronet_score as ms
     >>> model = ms.models.build("densenet-seed")
     >>> out = save_submission(model, tempfile.mkdtemp(), model_name="densenet-seed", args={"num_classes": 10})
     >>> out.name
     'submission.toml'
     """
+    folder = Path(path)
+    if export is not None:
+        from micronet_score.organizer.programs import export_model
+
+        program = export_model(model, export)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.export.save(program, str(folder / "model.pt2"))
+        out = folder / SUBMISSION_FILE
+        out.write_text(to_toml({"program": "model.pt2"}), encoding="utf-8")
+        return out
     built = getattr(model, "micronet_build", None) or {}
     name = model_name or built.get("model")
     if not name:
@@ -50,7 +64,6 @@ def save_submission(model: torch.nn.Module, path: str | Path, *, model_name: str
                               "micronet_score.models.build or pass model_name= (a zoo name or module:factory)")
     recipe_args = dict(args if args is not None else built.get("args", {}))
     check_args(recipe_args, "save_submission")
-    folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     try:
