@@ -153,6 +153,9 @@ def _leaderboard(args: argparse.Namespace) -> int:
                         against=args.against, batch_size=args.batch_size, device=args.device)
     print(board)
     print()
+    for row in board.rows:  # the weights loader's notes: one line per entry that has any
+        if row.get("notes"):
+            print_notes([f"{row.get('name')}: {row['notes']}"])
     print(f"scored {board.scored} new entr{'y' if board.scored == 1 else 'ies'}; wrote "
           + ", ".join(str(p) for p in board.outputs.values()))
     return 0

@@ -134,6 +134,10 @@ def plan_fake_quant(state: Mapping[str, torch.Tensor], expected: Mapping[str, An
     else:
         source = "file"
     keys = frozenset(f"{layer}{tail}" for layer in layers for tail in _KEYS if f"{layer}{tail}" in state)
+    wrong = sorted(k for k in keys if tuple(state[k].shape) != ())
+    if wrong:  # checked before any quantizer is installed: a refused file leaves the model as it was
+        raise CheckpointError(f"{name}: {wrong[0]!r} has shape {tuple(state[wrong[0]].shape)}; a fake quantizer's "
+                              "range and grid are scalars")
     return FakeQuantPlan(tuple(layers), configs, keys, source)
 
 

@@ -19,6 +19,8 @@
    state them.
 6. A manifest entry ``submission = "subs/heidi"`` (a ``save_submission`` folder) is scored as its weights are; the
    loader's notes (a removed ``module.`` prefix) go into the row and print as one ``note:`` line.
+7. A checkpoint whose fake-quant range has the wrong shape installed the quantizers, then failed with a raw
+   ``RuntimeError``: refused with one line before the model changes.
 """
 
 from __future__ import annotations
@@ -307,6 +309,26 @@ def test_manifest_submission_folder_and_its_notes(tmp_path, capsys):
     rows = {r["name"]: r for r in ms.leaderboard(root / "m.toml", root / "out").rows}
     assert rows["heidi"]["error"] is None and rows["heidi"]["score"] == rows["direct"]["score"]
     assert "removed the prefix 'module.'" in rows["heidi"]["notes"]
+    assert main(["leaderboard", str(root / "m.toml"), "--out", str(root / "out")]) == 0  # stored rows, same notes
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert len(notes) == 2 and any("heidi: " in n and "removed the prefix 'module.'" in n for n in notes)
     assert main(["eval", str(sub), "--data", str(npz), "--dataset", "npz", "--rules", RULES]) in (0, 3)
     notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
     assert len(notes) == 1 and "removed the prefix 'module.'" in notes[0]
+
+
+def test_a_fake_quant_buffer_of_the_wrong_shape_is_refused_before_the_model_changes(tmp_path):
+    """(A smaller hole of the same kind: quantizers were installed, then loading failed with a raw RuntimeError.)"""
+    from micronet_score.compress import FakeQuant, calibrate, quantize_
+
+    model = quantize_(ms.models.build("densenet-seed"), FakeQuant(weight_bits=8, act_bits=8))
+    calibrate(model, [torch.randn(2, 3, 32, 32)])
+    state = model.state_dict()
+    state["features.conv1.input_fake_quant.min_val"] = torch.zeros(3)
+    torch.save(state, tmp_path / "bad.pt")
+    fresh = ms.models.build("densenet-seed")
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    with pytest.raises(CheckpointError, match="scalars"):
+        load_weights(fresh, tmp_path / "bad.pt")
+    assert fresh.state_dict().keys() == before.keys()
+    assert all(torch.equal(v, before[k]) for k, v in fresh.state_dict().items())
