@@ -95,6 +95,10 @@ def test_the_input_case_is_refused_by_codabench_and_the_board(tmp_path, capsys):
     honest_toml = (inp / "res" / "submission.toml").read_text()
     assert main(["codabench", str(inp), str(tmp_path / "out")]) == 0
     honest = json.loads((tmp_path / "out" / "scores.json").read_text())
+    # counted on one example of the test data, 1x3x32x32, as the participant's own ms.score would
+    model = ms.models.build("densenet-seed")
+    assert honest["score"] == ms.score(model, (1, 3, 32, 32), rules=RULES,
+                                       accuracy=(round(honest["accuracy"] * 6), 6)).value
     (inp / "res" / "submission.toml").write_text("input = [1, 3, 8, 8]\n" + honest_toml)
     assert main(["codabench", str(inp), str(tmp_path / "out2")]) == 1
     assert "'input'" in capsys.readouterr().err and not (tmp_path / "out2" / "scores.json").exists()
