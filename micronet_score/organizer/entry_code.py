@@ -68,7 +68,8 @@ def export_in_child(recipe: Mapping[str, Any], base: str | Path, shape: Sequence
         root = str(Path(__file__).resolve().parents[2])  # this micronet_score, importable in the child
         env["PYTHONPATH"] = os.pathsep.join([root, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
         proc = subprocess.Popen([sys.executable, "-m", __name__, str(work)], cwd=str(work), env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,  # never into --json output
+                                start_new_session=True)
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
