@@ -243,3 +243,17 @@ def test_calibrate_reads_a_data_loader_of_input_target_pairs():
     assert calibrate(model, loader) == {"0": (-3.0, 5.0)}
     # the first batch holds x[0:3] = -3.0 .. -3.0 + 5 * 8/15
     assert calibrate(model, loader, num_batches=1)["0"] == (-3.0, pytest.approx(-3.0 + 5 * 8 / 15))
+
+
+def test_a_saved_grid_must_match_the_quantizer_it_loads_into():
+    """A 4-bit state dict loaded into 8-bit quantizers is an error, never re-priced silently; an older state dict
+    without the recorded grid still loads into quantizers the caller set up."""
+    torch.manual_seed(0)
+    four = quantize_(convnet(), FakeQuant(weight_bits=4, act_bits=None))
+    eight = quantize_(convnet(), FakeQuant(weight_bits=8, act_bits=None))
+    with pytest.raises(RuntimeError, match=r"records \[-8\], this quantizer has -128"):  # 4-bit signed: -8..7
+        eight.load_state_dict(four.state_dict())
+    old = {k: v for k, v in four.state_dict().items() if "fake_quant" not in k}
+    again = quantize_(convnet(), FakeQuant(weight_bits=4, act_bits=None))
+    again.load_state_dict(old)
+    assert torch.equal(again[0].weight, four[0].weight)
