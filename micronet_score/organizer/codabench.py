@@ -15,7 +15,7 @@ from typing import Any
 
 from micronet_score.organizer.errors import SubmissionError
 from micronet_score.organizer.scoring import score_entry
-from micronet_score.organizer.submissions import SUBMISSION_FILE, check_submission, read_toml
+from micronet_score.organizer.submissions import SUBMISSION_FILE, check_submission, model_list, read_toml
 
 
 def run_codabench(input_dir: str | Path, output_dir: str | Path, *, device: str = "cpu",
@@ -39,7 +39,8 @@ def run_codabench(input_dir: str | Path, output_dir: str | Path, *, device: str 
     if not isinstance(allow, bool):
         raise SubmissionError(f"{ref / 'challenge.toml'}: allow_code must be true or false")
     try:
-        found = check_submission(read_toml(res / SUBMISSION_FILE), res, allow_code=allow)
+        found = check_submission(read_toml(res / SUBMISSION_FILE), res, allow_code=allow,
+                                 models=model_list(challenge, "challenge.toml"))
     except SubmissionError as exc:
         (out / "detailed_results.html").write_text(_detail_html({"error": str(exc)}), encoding="utf-8")
         raise SubmissionError(f"submission not scored: {exc}") from None

@@ -28,7 +28,7 @@ from typing import Any
 from micronet_score.organizer.errors import SubmissionError
 from micronet_score.organizer.scoring import score_entry, sha256_file
 from micronet_score.organizer.store import ResultStore
-from micronet_score.organizer.submissions import check_args, is_code, read_submission, read_toml
+from micronet_score.organizer.submissions import check_args, is_code, model_list, read_submission, read_toml
 
 ENTRY_KEYS = {"name", "model", "weights", "args", "input", "preprocessing", "compress", "bits", "program",
               "submission", "allow_code", "entry_timeout", "entry_memory"}
@@ -69,7 +69,8 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     An entry's ``submission = "subs/heidi"`` is replaced by the keys of that ``save_submission`` folder (checked
     as a participant's: see :func:`~micronet_score.organizer.submissions.check_submission`), with paths made
     relative to the manifest; a folder that is refused gives the entry a ``refused`` reason (its row's error).
-    The manifest-wide ``allow_code``, ``entry_timeout`` and ``entry_memory`` are copied into each entry.
+    The manifest-wide ``allow_code``, ``entry_timeout`` and ``entry_memory`` are copied into each entry;
+    ``models = [...]`` lists the zoo names a submission folder may use.
     """
     path = Path(path)
     manifest = read_toml(path)
@@ -84,6 +85,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise SubmissionError(f"{path}: entry {i + 1} is not a table: write [[entry]] with name = \"...\"")
+    allowed = model_list(manifest, str(path))
     seen = set()
     resolved = []
     for i, entry in enumerate(entries):
@@ -108,13 +110,13 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         if not isinstance(entry.get("allow_code", False), bool):
             raise SubmissionError(f"{path}: entry {name!r}: allow_code must be true or false")
         if "submission" in entry:
-            entry = _from_submission(entry, path.parent, name)
+            entry = _from_submission(entry, path.parent, name, allowed)
         resolved.append(entry)
     manifest["entry"] = resolved
     return manifest
 
 
-def _from_submission(entry: dict[str, Any], base: Path, name: str) -> dict[str, Any]:
+def _from_submission(entry: dict[str, Any], base: Path, name: str, models: list[str] | None) -> dict[str, Any]:
     """A manifest entry whose keys come from a ``save_submission`` folder (paths relative to the manifest)."""
     clash = sorted(set(entry) & set(_FROM_SUBMISSION))
     if clash:
@@ -124,7 +126,7 @@ def _from_submission(entry: dict[str, Any], base: Path, name: str) -> dict[str, 
     try:
         if not isinstance(rel, str) or Path(rel).is_absolute() or not (base / rel).is_dir():
             raise SubmissionError(f"submission = {rel!r} must be a folder relative to the manifest")
-        found, folder = read_submission(base / rel, allow_code=bool(entry.get("allow_code")))
+        found, _ = read_submission(base / rel, allow_code=bool(entry.get("allow_code")), models=models)
     except SubmissionError as exc:
         out["refused"] = str(exc)
         return out

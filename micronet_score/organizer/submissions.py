@@ -139,10 +139,11 @@ def inside(base: Path, rel: Any, what: str) -> Path:
 
 
 def check_submission(entry: Mapping[str, Any], base: Path, *, allow_code: bool = False,
-                     where: str = SUBMISSION_FILE) -> dict[str, Any]:
+                     models: Sequence[str] | None = None, where: str = SUBMISSION_FILE) -> dict[str, Any]:
     """The keys of a participant's ``submission.toml`` checked against the trust model (see the module's
     docstring); returns them with ``weights``/``program`` as given. ``allow_code``: the organizer lets
-    ``file.py:factory`` models (a file inside the folder) run, in a child process."""
+    ``file.py:factory`` models (a file inside the folder) run, in a child process. ``models``: the challenge's
+    list of zoo names a submission may use (None: any zoo model)."""
     unknown = sorted(str(k) for k in entry if k not in SUBMISSION_KEYS)
     if unknown:
         raise SubmissionError(f"{where}: key {unknown[0]!r} is not accepted in a submission (accepted: "
@@ -165,6 +166,8 @@ def check_submission(entry: Mapping[str, Any], base: Path, *, allow_code: bool =
     compress = out.get("compress") or []
     if not isinstance(compress, list) or not all(isinstance(c, Mapping) for c in compress):
         raise SubmissionError(f"{where}: compress must be a list of tables (the recorded configs)")
+    if models is not None and not is_code(spec) and spec not in models:
+        raise SubmissionError(f"{where}: model = {spec!r} is not on this challenge's list ({', '.join(models)})")
     if is_code(spec):
         target = spec.rpartition(":")[0]
         if not allow_code:
@@ -179,13 +182,29 @@ def check_submission(entry: Mapping[str, Any], base: Path, *, allow_code: bool =
     return out
 
 
-def read_submission(path: str | Path, *, allow_code: bool = False) -> tuple[dict[str, Any], Path]:
+def read_submission(path: str | Path, *, allow_code: bool = False,
+                    models: Sequence[str] | None = None) -> tuple[dict[str, Any], Path]:
     """The entry recorded in a submission folder (or its ``submission.toml``), checked by
     :func:`check_submission`, and the folder its paths are relative to."""
     path = Path(path)
     file = path / SUBMISSION_FILE if path.is_dir() else path
     entry = read_toml(file)
-    return check_submission(entry, file.parent, allow_code=allow_code, where=str(file)), file.parent
+    return check_submission(entry, file.parent, allow_code=allow_code, models=models, where=str(file)), file.parent
+
+
+def model_list(table: Mapping[str, Any], where: str) -> list[str] | None:
+    """A manifest's / ``challenge.toml``'s ``models = [...]``: the zoo names submissions may use (None: any)."""
+    from micronet_score import models as zoo
+
+    names = table.get("models")
+    if names is None:
+        return None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise SubmissionError(f"{where}: models must be a list of zoo model names")
+    unknown = [n for n in names if n not in zoo.names()]
+    if unknown:
+        raise SubmissionError(f"{where}: models lists {unknown[0]!r}, which is not a zoo model")
+    return names
 
 
 def load_submission(path: str | Path, *, allow_code: bool = False, **load_options: Any) -> torch.nn.Module:

@@ -4,7 +4,8 @@
    accuracy used 32x32 (score 0.006276 -> 0.003235): a key outside model/weights/args/compress/program is refused
    in one line naming it (``input``, ``preprocessing``, ``rules``, the typo ``argz``), in ``eval FOLDER``,
    ``codabench`` and a manifest's ``submission = ...``; every entry is counted on one example of the test data
-   (a manifest ``input`` that differs is that entry's error).
+   (a manifest ``input`` that differs is that entry's error). A challenge's ``models = [...]`` limits the zoo
+   names a submission may use.
 2. ``args`` holding a TOML datetime or a table: refused, naming the argument.
 3. ``weights`` outside the folder (absolute path, ``..``, a symlink leaving it): refused; the refusal never quotes
    the file's bytes.
@@ -336,3 +337,11 @@ def test_a_fake_quant_buffer_of_the_wrong_shape_is_refused_before_the_model_chan
         load_weights(fresh, tmp_path / "bad.pt")
     assert fresh.state_dict().keys() == before.keys()
     assert all(torch.equal(v, before[k]) for k, v in fresh.state_dict().items())
+
+
+def test_a_model_off_the_challenges_list_is_refused(tmp_path, capsys):
+    npz = _cifar_like(tmp_path / "t.npz")
+    inp = _codabench(tmp_path, f'rules = "{RULES}"\nmodels = ["resnet18-cifar"]\n', npz)
+    _seed_submission(inp / "res")
+    assert main(["codabench", str(inp), str(tmp_path / "out")]) == 1
+    assert "'densenet-seed' is not on this challenge's list (resnet18-cifar)" in capsys.readouterr().err
