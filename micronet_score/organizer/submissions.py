@@ -173,7 +173,7 @@ def check_submission(entry: Mapping[str, Any], base: Path, *, allow_code: bool =
         if not allow_code:
             raise SubmissionError(f"{where}: model = {spec!r} is Python code, which submissions may not run "
                                   "here: use a zoo model, or an exported program; the organizer can allow code "
-                                  "with allow_code = true (it then runs in a child process that only exports "
+                                  "with allow_code = true or eval --allow-code (it then runs in a child process that only exports "
                                   "the model)")
         if not target.endswith(".py"):
             raise SubmissionError(f"{where}: model = {spec!r}: a submission's code must be a file.py:factory in "

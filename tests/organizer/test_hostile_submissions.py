@@ -175,6 +175,8 @@ def test_code_in_a_submission_is_refused_and_never_runs(tmp_path, challenge, cap
         (inp / "res" / "submission.toml").write_text(toml)
         assert main(["codabench", str(inp), str(tmp_path / "out")]) == 1
         assert "allow_code" in capsys.readouterr().err
+    assert main(["eval", str(inp / "res"), "--rules", RULES]) == 1  # eval FOLDER too, without --allow-code
+    assert "allow_code" in capsys.readouterr().err
     assert not (inp / "res" / "ran").exists() and not marker.exists()
     # even where code is allowed, a submission's model is a file in its folder, never pkg.module:factory
     (inp / "ref" / "challenge.toml").write_text('allow_code = true\n' + (inp / "ref" / "challenge.toml").read_text())
