@@ -127,8 +127,8 @@ def _from_submission(entry: dict[str, Any], base: Path, name: str, models: list[
         if not isinstance(rel, str) or Path(rel).is_absolute() or not (base / rel).is_dir():
             raise SubmissionError(f"submission = {rel!r} must be a folder relative to the manifest")
         found, _ = read_submission(base / rel, allow_code=bool(entry.get("allow_code")), models=models)
-    except SubmissionError as exc:
-        out["refused"] = str(exc)
+    except SubmissionError as exc:  # paths relative to the manifest: rows are published
+        out["refused"] = str(exc).replace(str(base) + os.sep, "")
         return out
     prefix = Path(rel)
     for key in ("weights", "program"):

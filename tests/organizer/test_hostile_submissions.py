@@ -114,6 +114,7 @@ def test_the_input_case_is_refused_by_codabench_and_the_board(tmp_path, capsys):
                                  '[[entry]]\nname = "small"\nsubmission = "subs/honest"\ninput = [1, 3, 8, 8]\n')
     rows = {r["name"]: r for r in ms.leaderboard(root / "m.toml", root / "out").rows}
     assert "'input'" in rows["cheat"]["error"] and rows["cheat"]["score"] is None
+    assert rows["cheat"]["error"].startswith("subs/cheat/submission.toml: ")  # no path of the organizer's machine
     assert rows["honest"]["score"] == honest["score"]
     # an organizer's input that is not one example of the test data (1, 3, 32, 32) is that entry's error
     assert "[1, 3, 32, 32]" in rows["small"]["error"] and rows["small"]["score"] is None
