@@ -104,6 +104,9 @@ def plan_fake_quant(state: Mapping[str, torch.Tensor], expected: Mapping[str, An
         act = _grid(state, f"{layer}{_INPUT}")
         weight = _grid(state, f"{layer}{_WEIGHT}")
         has_range = f"{layer}{_INPUT}min_val" in state
+        if act is not None and not (has_range and f"{layer}{_INPUT}max_val" in state):
+            raise CheckpointError(f"{name}: layer {layer!r} records an activation grid but not its range "
+                                  f"({layer + _INPUT}min_val/max_val)")
         if has_range and act is None:
             unreadable.append(layer)
             continue

@@ -332,14 +332,16 @@ def test_a_fake_quant_buffer_of_the_wrong_shape_is_refused_before_the_model_chan
     model = quantize_(ms.models.build("densenet-seed"), FakeQuant(weight_bits=8, act_bits=8))
     calibrate(model, [torch.randn(2, 3, 32, 32)])
     state = model.state_dict()
-    state["features.conv1.input_fake_quant.min_val"] = torch.zeros(3)
-    torch.save(state, tmp_path / "bad.pt")
     fresh = ms.models.build("densenet-seed")
     before = {k: v.clone() for k, v in fresh.state_dict().items()}
-    with pytest.raises(CheckpointError, match="scalars"):
-        load_weights(fresh, tmp_path / "bad.pt")
-    assert fresh.state_dict().keys() == before.keys()
-    assert all(torch.equal(v, before[k]) for k, v in fresh.state_dict().items())
+    wrong = dict(state, **{"features.conv1.input_fake_quant.min_val": torch.zeros(3)})
+    no_range = {k: v for k, v in state.items() if k != "features.conv1.input_fake_quant.max_val"}
+    for bad, message in ((wrong, "scalars"), (no_range, "records an activation grid but not its range")):
+        torch.save(bad, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match=message):
+            load_weights(fresh, tmp_path / "bad.pt")
+        assert fresh.state_dict().keys() == before.keys()
+        assert all(torch.equal(v, before[k]) for k, v in fresh.state_dict().items())
 
 
 def test_a_model_off_the_challenges_list_is_refused(tmp_path, capsys):
