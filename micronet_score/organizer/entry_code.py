@@ -62,7 +62,7 @@ def export_in_child(recipe: Mapping[str, Any], base: str | Path, shape: Sequence
     work = Path(tempfile.mkdtemp(prefix="micronet-entry-"))
     try:
         job = {"recipe": dict(recipe), "base": str(Path(base).resolve()), "shape": [int(s) for s in shape],
-               "memory": int(memory)}
+               "memory": int(memory), "parent": os.getpid()}
         (work / _JOB).write_text(json.dumps(job, default=str), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k in _ENV}
         root = str(Path(__file__).resolve().parents[2])  # this micronet_score, importable in the child
@@ -110,11 +110,24 @@ def _read_result(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _end_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this process when the scorer dies (``kill -9`` included)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # the scorer died before the line above
+        os._exit(1)
+
+
 def _child(work: str) -> None:
     """The child's whole job (``python -m micronet_score.organizer.entry_code WORKDIR``)."""
     out = Path(work)
     job = json.loads((out / _JOB).read_text(encoding="utf-8"))
     memory = int(job["memory"])
+    _end_with_parent(int(job["parent"]))
     try:
         import resource
 
