@@ -51,11 +51,12 @@ def _count(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
     model, default_shape = resolve_model(args.model, parse_kwargs(args.arg))
     if args.weights:
+        from micronet_score.cli_organizer import _fake_quant, print_notes
         from micronet_score.io.loading import load_checkpoint
 
-        loaded = load_checkpoint(model, args.weights, allow_globals=args.allow_global)
-        for note in loaded.notes:
-            print(f"micronet-score: note: {note}", file=sys.stderr)
+        loaded = load_checkpoint(model, args.weights, allow_globals=args.allow_global,
+                                 fake_quant=_fake_quant(args.bits))
+        print_notes(loaded.notes)
     shape = parse_shape(args.input) if args.input else default_shape
     if shape is None and ruleset is not None:
         shape = ruleset.input_size
@@ -65,7 +66,9 @@ def _count(args: argparse.Namespace) -> int:
     if args.freebie != "auto":
         options["freebie"] = args.freebie == "on"
     if args.bits is not None:
-        options["bits"] = {torch.nn.Module: args.bits}
+        from micronet_score.bits import Precision
+
+        options["bits"] = {torch.nn.Module: Precision(*args.bits)}
     if ruleset is not None:
         options["rules"] = ruleset  # a course scheme (leaf modules) counts with its own counter
     report = ms.count(model, shape, **options)
@@ -200,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="top-1 accuracy as a fraction (0.9012) or correct/total (9010/10000)")
     count.add_argument("--arg", action="append", default=[], metavar="NAME=VALUE",
                        help="keyword argument for the model builder (repeatable)")
-    count.add_argument("--bits", type=int, help="bit width of every parameter and activation")
+    from micronet_score.cli_organizer import parse_bits
+
+    count.add_argument("--bits", type=parse_bits, metavar="N|W/A",
+                       help="bit width of every parameter and activation (16, or weight/activation 8/16); "
+                            "also states the widths of a --weights fake-quant file that does not record them")
     count.add_argument("--freebie", choices=("auto", "on", "off"), default="auto",
                        help="the 16-bit freebie: as the rules say (auto), forced on or off")
     count.add_argument("--depth", type=int, help="merge table rows below this module depth")

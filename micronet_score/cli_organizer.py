@@ -22,6 +22,37 @@ def load_options(allow: list[str]) -> dict[str, Any]:
     return {"allow_globals": tuple(allow)}
 
 
+def parse_bits(text: str) -> tuple[int, int]:
+    """``--bits``: ``"16"`` (weights and activations) or ``"8/16"`` (weight/activation)."""
+    w, sep, a = text.partition("/")
+    try:
+        pair = (int(w), int(a) if sep else int(w))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--bits {text!r}: write N or WEIGHT/ACTIVATION, e.g. 16 or 8/16") \
+            from None
+    if not all(1 <= b <= 64 for b in pair):
+        raise argparse.ArgumentTypeError(f"--bits {text!r}: widths are 1..64 bits")
+    return pair
+
+
+def _fake_quant(bits: tuple[int, int] | None) -> Any:
+    """The FakeQuant stating a checkpoint's widths from ``--bits`` (None when not given or not a fake-quant
+    width)."""
+    if bits is None or not all(2 <= b <= 16 for b in bits):
+        return None
+    from micronet_score.compress import FakeQuant
+
+    return FakeQuant(weight_bits=bits[0], act_bits=bits[1])
+
+
+def print_notes(notes: Any) -> None:
+    """The weights loader's notes as one ``note:`` line on stderr."""
+    import sys
+
+    if notes:
+        print("micronet-score: note: " + "; ".join(notes), file=sys.stderr)
+
+
 def _eval(args: argparse.Namespace) -> int:
     from micronet_score import api, models
     from micronet_score.cli_common import (
@@ -32,56 +63,76 @@ def _eval(args: argparse.Namespace) -> int:
         parse_shape,
         resolve_model,
     )
-    from micronet_score.loading import load_weights
+    from micronet_score.io.loading import load_checkpoint
     from micronet_score.organizer.datasets import read_dataset
     from micronet_score.organizer.evaluation import evaluate, resolve_device
-    from micronet_score.organizer.scoring import preprocessing_for
-    from micronet_score.organizer.submissions import read_submission, rebuild
+    from micronet_score.organizer.scoring import Exported, example_shape, load_entry, preprocessing_for
+    from micronet_score.organizer.submissions import read_submission
 
     ruleset = get_rules(args.rules)
     resolve_device(args.device)
     kwargs = parse_kwargs(args.arg)
     target = Path(args.model)
-    entry: dict[str, Any] = {}
-    if target.is_dir() or target.suffix == ".toml":
-        if args.weights or kwargs:
-            raise CliError("a submission folder carries its own weights and arguments; drop --weights/--arg")
-        entry, base = read_submission(target)
-        model = rebuild(entry, base, **load_options(args.allow_global))
-        weights = str(base / entry["weights"])
-        spec = str(entry["model"])
-        kwargs = dict(entry.get("args") or {})
-        default_shape = entry.get("input") or (models.input_size(spec) if spec in models.names() else None)
-    else:
-        model, default_shape = resolve_model(args.model, kwargs)
-        weights = args.weights
-        if weights:
-            load_weights(model, weights, **load_options(args.allow_global))
-    shape = parse_shape(args.input) if args.input else default_shape
-    if shape is None and ruleset is not None:
-        shape = ruleset.input_size
-    if shape is None:
-        raise CliError(f"{args.model} needs --input (a shape such as 1,3,32,32)")
+    folder = target.is_dir() or target.suffix == ".toml"
     if ruleset is not None and not args.data and args.accuracy is None:
         raise CliError("eval scores a measured accuracy: pass --data (the test set) or --accuracy (e.g. "
                        "9010/10000); to count only, use micronet-score count")
     if args.data and args.accuracy is not None:
         raise CliError("pass --data (measure the accuracy) or --accuracy (give it), not both")
-    accuracy: Any = None
     pre = data = None
     mismatch = None
     if args.data:
         from micronet_score.organizer.datasets import Preprocessing
         from micronet_score.rules.task import dataset_mismatch
 
-        pre = preprocessing_for(ruleset, {}, entry) if ruleset is not None else Preprocessing()
+        # the organizer's preprocessing: a submission cannot carry its own
+        pre = preprocessing_for(ruleset, {}, {}) if ruleset is not None else Preprocessing()
         data = read_dataset(args.data, args.dataset, pre)  # the format is read from the content
         if ruleset is not None:
             mismatch = dataset_mismatch(ruleset, _DATA_NAMES.get(data.format), data.classes)
         if mismatch and not args.allow_dataset_mismatch:
             raise CliError(f"{mismatch}: score it under a rule set of that task, or pass --allow-dataset-mismatch "
                            "to score it anyway")
-        accuracy = evaluate(model, data, batch_size=args.batch_size, device=args.device).as_tuple()
+    entry: dict[str, Any] = {}
+    exported = False
+    if folder:
+        if args.weights or kwargs:
+            raise CliError("a submission folder carries its own weights and arguments; drop --weights/--arg")
+        entry, base = read_submission(target, allow_code=args.allow_code)
+        spec = str(entry.get("model") or entry.get("program"))
+        # the counting input is the organizer's: --input, one example of --data, else the zoo model's / rules'
+        shape = (parse_shape(args.input) if args.input else example_shape(data) if data is not None
+                 else models.input_size(spec) if spec in models.names()
+                 else ruleset.input_size if ruleset is not None else None)
+        if shape is None:
+            raise CliError(f"{args.model} needs --input (a shape such as 1,3,32,32) or --data")
+        if args.bits is not None:
+            entry["bits"] = list(args.bits)
+        model, notes, _, exported = load_entry(
+            entry, base, tuple(shape),
+            {"allow_code": args.allow_code, "entry_timeout": args.entry_timeout,
+             "entry_memory": _memory(args.entry_memory)}, **load_options(args.allow_global))
+        weights = str(base / str(entry.get("weights") or entry.get("program")))
+        kwargs = dict(entry.get("args") or {})
+        print_notes(notes)
+    else:
+        model, default_shape = resolve_model(args.model, kwargs)
+        weights = args.weights
+        if weights:
+            loaded = load_checkpoint(model, weights, fake_quant=_fake_quant(args.bits),
+                                     **load_options(args.allow_global))
+            print_notes(loaded.notes)
+        shape = parse_shape(args.input) if args.input else default_shape
+        if shape is None and data is not None:
+            shape = example_shape(data)
+        if shape is None and ruleset is not None:
+            shape = ruleset.input_size
+        if shape is None:
+            raise CliError(f"{args.model} needs --input (a shape such as 1,3,32,32)")
+    accuracy: Any = None
+    if data is not None:
+        accuracy = evaluate(Exported(model) if exported else model, data, batch_size=args.batch_size,
+                            device=args.device).as_tuple()
     elif args.accuracy is not None:
         from micronet_score import rules as rules_mod
 
@@ -103,8 +154,8 @@ def _eval(args: argparse.Namespace) -> int:
 
         payload: dict[str, Any] = {"report": report.to_dict(),
                                    "score": None if result is None else result.to_dict()}
-        payload.update(describe_run(str(entry.get("model") or args.model), kwargs, weights, ruleset, report,
-                                    accuracy))
+        payload.update(describe_run(str(entry.get("model") or entry.get("program") or args.model), kwargs,
+                                    weights, ruleset, report, accuracy))
         payload["data"] = None if data is None else {"path": str(args.data), "format": data.format,
                                                      "classes": data.classes, "examples": len(data)}
         payload["preprocessing"] = None if pre is None else {**preprocessing_dict(pre), "from": used[1]}
@@ -161,6 +212,9 @@ def _leaderboard(args: argparse.Namespace) -> int:
         return 130
     print(board)
     print()
+    for row in board.rows:  # the weights loader's notes: one line per entry that has any
+        if row.get("notes"):
+            print_notes([f"{row.get('name')}: {row['notes']}"])
     print(f"scored {board.scored} new entr{'y' if board.scored == 1 else 'ies'}; wrote "
           + ", ".join(str(p) for p in board.outputs.values()))
     if board.unscored:
@@ -173,7 +227,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
 def _codabench(args: argparse.Namespace) -> int:
     from micronet_score.organizer.codabench import run_codabench
 
-    row = run_codabench(args.input_dir, args.output_dir, device=args.device)
+    row = run_codabench(args.input_dir, args.output_dir, device=args.device, entry_timeout=args.entry_timeout,
+                        entry_memory=_memory(args.entry_memory))
+    if row.get("notes"):
+        print_notes([row["notes"]])
     print(f"score {row['score']:.6f}, accuracy {row['correct']:,} of {row['total']:,}")
     return 0
 
@@ -201,6 +258,9 @@ def add_organizer_verbs(sub: Any) -> None:
     ev.add_argument("--json", action="store_true", help="print everything as JSON")
     ev.add_argument("--allow-global", action="append", default=[], metavar="MOD.CLASS",
                     help="let the checkpoint unpickle this global (repeatable; only for files you trust)")
+    ev.add_argument("--bits", type=parse_bits, metavar="N|W/A",
+                    help="bit widths of a fake-quantized checkpoint that does not record them (16, or 8/16)")
+    _add_code_flags(ev, allow=True)
     ev.set_defaults(func=_eval)
     lb = sub.add_parser("leaderboard", help="score every entry of a manifest and write the leaderboard")
     lb.add_argument("manifest", help="the challenge manifest (TOML)")
@@ -220,4 +280,30 @@ def add_organizer_verbs(sub: Any) -> None:
     cb.add_argument("input_dir", help="holds res/ (the submission) and ref/challenge.toml")
     cb.add_argument("output_dir", help="where scores.json and detailed_results.html go")
     cb.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_code_flags(cb, allow=False)
     cb.set_defaults(func=_codabench)
+
+
+def _memory(text: str) -> int | None:
+    """``--entry-memory`` in bytes (None: no limit), or a one-line usage error."""
+    from micronet_score.cli_common import CliError
+    from micronet_score.organizer.errors import SubmissionError
+    from micronet_score.organizer.limits import parse_memory
+
+    try:
+        return parse_memory(text)
+    except SubmissionError as exc:
+        raise CliError(f"--entry-memory: {exc}") from None
+
+
+def _add_code_flags(parser: Any, *, allow: bool) -> None:
+    """``--entry-timeout``/``--entry-memory`` (and ``--allow-code``): limits of a model's code, which runs only
+    where allowed, in a child process that exports the model."""
+    if allow:
+        parser.add_argument("--allow-code", action="store_true",
+                            help="let a submission's file.py:factory run (in a child process that only exports "
+                                 "the model; it can still read your files: use a container)")
+    parser.add_argument("--entry-timeout", type=float, default=600.0, metavar="S",
+                        help="wall-time limit of a model's code, seconds (default 600)")
+    parser.add_argument("--entry-memory", default="8GiB", metavar="SIZE",
+                        help="memory limit of a model's code, e.g. 8GiB (the default), 512MiB or none")

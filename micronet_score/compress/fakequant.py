@@ -9,6 +9,8 @@ values were clamped), so training through a fake-quantized model updates the flo
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -41,9 +43,42 @@ def _qparams(lo: Tensor, hi: Tensor, qmin: int, qmax: int, symmetric: bool) -> t
     return torch.clamp(scale, min=_EPS), zero_point.to(torch.int32)
 
 
-class WeightFakeQuantizer(nn.Module):
+class _RecordsGrid:
+    """Writes the integer grid (``quant_min``, ``quant_max``; ``per_channel`` for weights) into the state dict
+    beside the quantizer's buffers, so a saved model reloads at its own widths; on load, a recorded grid must
+    equal this quantizer's (a different width is an error, never silently re-priced). The values are ints on the
+    module, not buffers, so counting and ``named_buffers`` are unchanged."""
+
+    quant_min: int
+    quant_max: int
+    _RECORDED: tuple[str, ...] = ("quant_min", "quant_max")
+
+    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)  # type: ignore[misc]
+        for name in self._RECORDED:
+            destination[prefix + name] = torch.tensor(int(getattr(self, name)), dtype=torch.int64)
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        for name in self._RECORDED:
+            value = state_dict.pop(prefix + name, None)
+            if value is None:
+                continue
+            own = int(getattr(self, name))
+            if not isinstance(value, Tensor) or value.numel() != 1 or int(value.item()) != own:
+                shown = value.flatten()[:3].tolist() if isinstance(value, Tensor) else type(value).__name__
+                error_msgs.append(f"{prefix}{name}: the checkpoint records {shown}, this quantizer has {own} "
+                                  f"(bits={getattr(self, 'bits', '?')}); quantize with the checkpoint's widths")
+        super()._load_from_state_dict(  # type: ignore[misc]
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+
+
+class WeightFakeQuantizer(_RecordsGrid, nn.Module):
     """Fake-quantizes a weight with a range taken from the weight itself (min/max, or max |w|
-    when symmetric), per output channel (axis 0) or per tensor. It has no state of its own."""
+    when symmetric), per output channel (axis 0) or per tensor. Its only state is its grid
+    (``quant_min``/``quant_max``/``per_channel``, recorded in the state dict)."""
+
+    _RECORDED = ("quant_min", "quant_max", "per_channel")
 
     def __init__(self, bits: int, *, per_channel: bool = True, symmetric: bool = True, axis: int = 0) -> None:
         super().__init__()
@@ -79,10 +114,11 @@ class WeightFakeQuantizer(nn.Module):
         return f"bits={self.bits}, {'per_channel' if self.per_channel else 'per_tensor'}, {grid}"
 
 
-class ActivationFakeQuantizer(nn.Module):
+class ActivationFakeQuantizer(_RecordsGrid, nn.Module):
     """Per-tensor fake quantizer for activations with a static range.
 
-    The range lives in the ``min_val``/``max_val`` buffers (saved in ``state_dict``). While
+    The range lives in the ``min_val``/``max_val`` buffers (saved in ``state_dict`` with the grid,
+    ``quant_min``/``quant_max``). While
     ``observing`` is True (set by :func:`calibrate`) it records the running min/max of what passes
     through and returns its input unchanged; otherwise it fake-quantizes with that range.
     """

@@ -4,7 +4,9 @@ Accepted: a bare state dict, or one under ``"state_dict"``, ``"model"`` or ``"mo
 (``torch.save``), torch's legacy pickle format, or safetensors; ``module.`` (DataParallel/DDP) or any other
 prefix on, or missing from, every key; pruned state dicts (``weight_orig`` + ``weight_mask``); float16 or
 bfloat16 values for a float32 model; the fake-quant buffers :func:`micronet_score.compress.quantize_` saves
-(the same quantizers are applied to the model first). Anything else is refused with one line and nothing is
+(the same quantizers are applied to the model first, at the
+bit widths the file records; a fake-quant file that does not record them is refused unless ``fake_quant=``
+states them). Anything else is refused with one line and nothing is
 loaded: see :mod:`micronet_score.io.matching` and :mod:`micronet_score.io.torch_zip`.
 
 >>> import os, tempfile, torch
@@ -138,29 +140,27 @@ def load_checkpoint(model: torch.nn.Module, path: PathLike, *, allow_globals: Se
     Every key and shape must match after the resolutions the module docstring lists; otherwise a
     :class:`~micronet_score.errors.CheckpointError` with the diff is raised and the model is left untouched.
     ``fake_quant`` (a :class:`~micronet_score.compress.FakeQuant`) states the quantizers of a fake-quantized
-    checkpoint instead of reading or assuming their bit widths.
+    checkpoint that does not record its bit widths (they are never assumed).
     """
     state, kind, source_key, name = _read(path, allow_globals, Limits(max_header_bytes, max_inflated_bytes))
     expected = model.state_dict()
     state, folded = fold_prune_masks(state, expected)
     modules = dict(model.named_modules())
-    plan = plan_fake_quant(state, expected, modules, fake_quant)
+    if not any(_is_grid_key(k) for k in state):  # a file from before quantizers recorded their grid: the
+        expected = {k: v for k, v in expected.items() if not _is_grid_key(k)}  # model's own quantizers state it
+    plan = plan_fake_quant(state, expected, modules, fake_quant, name)
     if plan is not None:
         _refuse_unplaceable(plan, modules, name)
         expected = dict(expected)
-        for key in plan.keys:  # the buffers quantize_ will add: scalars, so other shapes are refused here
-            expected[key] = torch.empty((), dtype=state[key].dtype if state[key].is_floating_point()
-                                        else torch.float32)
+        for key in plan.keys:  # the entries quantize_ will add: shapes as saved (scalars)
+            expected[key] = state[key]
     match = match_keys(state, expected, name)
+    _check_grids(match.state, expected, name)
     notes = list(match.notes)
     if folded:
         notes.insert(0, f"folded {len(folded)} pruning mask(s) into their weights (weight_orig * weight_mask)")
     if plan is not None:
-        cfg = plan.config
-        how = "assumed (the file does not record them; pass fake_quant=FakeQuant(...) to state them)" \
-            if plan.assumed else "read from the file"
-        notes.append(f"fake-quantized {len(plan.layers)} layer(s) as saved, {cfg.weight_bits}-bit weights and "
-                     f"{cfg.act_bits}-bit activations, bit widths {how}")
+        notes.append(plan.describe())
     undo = _Undo(model, plan.layers if plan is not None else ())
     try:
         if plan is not None:
@@ -175,6 +175,21 @@ def load_checkpoint(model: torch.nn.Module, path: PathLike, *, allow_globals: Se
                               f"{removed}values already copied stay: rebuild the model before using it") from error
     return Loaded(model, name, kind, source_key, match.prefix_removed, match.prefix_added, tuple(folded),
                   plan.config if plan is not None else None, tuple(notes))
+
+
+def _is_grid_key(key: str) -> bool:
+    return key.endswith(("_fake_quant.quant_min", "_fake_quant.quant_max", "_fake_quant.per_channel"))
+
+
+def _check_grids(state: dict[str, torch.Tensor], expected: Any, name: str) -> None:
+    """A recorded grid must equal the one of the quantizer it loads into (the model's own, already applied)."""
+    for key, value in state.items():
+        own = expected.get(key)
+        if _is_grid_key(key) and isinstance(own, torch.Tensor) and own.numel() == 1 and (
+                value.numel() != 1 or value.is_floating_point() or int(value.item()) != int(own.item())):
+            raise CheckpointError(f"{name}: {key} is {value.flatten()[:3].tolist()} in the checkpoint but "
+                                  f"{int(own.item())} in the model's quantizer: the file was saved at other bit "
+                                  "widths; load it into a model without quantizers (they are rebuilt as saved)")
 
 
 def load_weights(model: torch.nn.Module, path: PathLike, *, allow_globals: Sequence[str] = (),

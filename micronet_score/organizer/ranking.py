@@ -34,9 +34,13 @@ from micronet_score.organizer.limits import DEFAULT_ENTRY_MEMORY, DEFAULT_ENTRY_
 from micronet_score.organizer.runner import CODE_FILES, BoardInterrupted, run_entries
 from micronet_score.organizer.scoring import score_entry
 from micronet_score.organizer.store import ResultStore, StoreError, board_lock
-from micronet_score.organizer.submissions import read_toml
+from micronet_score.organizer.submissions import check_args, is_code, model_list, read_submission, read_toml
 
-ENTRY_KEYS = {"name", "model", "weights", "args", "input", "preprocessing", "compress"}
+ENTRY_KEYS = {"name", "model", "weights", "args", "input", "preprocessing", "compress", "bits", "program",
+              "submission", "allow_code", "entry_timeout", "entry_memory"}
+#: Manifest-wide settings copied into every entry that does not set its own.
+POLICY_KEYS = ("allow_code", "entry_timeout", "entry_memory")
+_FROM_SUBMISSION = ("model", "weights", "args", "compress", "program")
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,14 @@ class Leaderboard:
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The manifest at ``path``, checked: ``rules``, ``[data]`` with ``path``, and ``[[entry]]`` tables whose
-    values are plain TOML (strings, numbers, booleans, arrays, tables; no dates). A top-level ``allow_code`` key
-    is accepted."""
+    values are plain TOML (strings, numbers, booleans, arrays, tables; no dates).
+
+    An entry's ``submission = "subs/heidi"`` is replaced by the keys of that ``save_submission`` folder (checked
+    as a participant's: see :func:`~micronet_score.organizer.submissions.check_submission`), with paths made
+    relative to the manifest; a folder that is refused gives the entry a ``refused`` reason (its row's error).
+    The manifest-wide ``allow_code``, ``entry_timeout`` and ``entry_memory`` are copied into each entry;
+    ``models = [...]`` lists the zoo names a submission folder may use.
+    """
     path = Path(path)
     manifest = read_toml(path)
     if "rules" not in manifest:
@@ -93,7 +103,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     entries = manifest.get("entry")
     if not isinstance(entries, list) or not entries:
         raise SubmissionError(f"{path}: the manifest has no [[entry]] tables")
+    allowed = model_list(manifest, str(path))
     seen = set()
+    resolved = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise SubmissionError(f"{path}: entry {i + 1} is {_toml_type(entry)}, not a table; write each entry "
@@ -119,6 +131,20 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
                                         for n in entry["input"]):
             raise SubmissionError(f"{path}: entry {name!r}: input must be positive integers, e.g. [1, 3, 32, 32]")
         _check_plain(path, f"entry {name!r}", entry)
+        if "args" in entry:
+            check_args(entry["args"], f"{path}: entry {name!r}")
+        entry = {**{k: manifest[k] for k in POLICY_KEYS if k in manifest}, **entry}
+        for key in ("entry_timeout", "entry_memory"):
+            value = entry.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 < value < float("inf")):
+                raise SubmissionError(f"{path}: {key} must be a positive number (seconds / GiB), got {value!r}")
+        if not isinstance(entry.get("allow_code", False), bool):
+            raise SubmissionError(f"{path}: entry {name!r}: allow_code must be true or false")
+        if "submission" in entry:
+            entry = _from_submission(entry, path.parent, name, allowed)
+        resolved.append(entry)
+    manifest["entry"] = resolved
     return manifest
 
 
@@ -147,6 +173,34 @@ def _check_plain(path: Path, where: str, value: Any, at: str = "") -> None:
     elif isinstance(value, (datetime.date, datetime.time)):
         raise SubmissionError(f"{path}: {where}: {at} is {_toml_type(value)}; use a string, number, boolean, "
                               "array or table")
+
+
+def _from_submission(entry: dict[str, Any], base: Path, name: str, models: list[str] | None) -> dict[str, Any]:
+    """A manifest entry whose keys come from a ``save_submission`` folder (paths relative to the manifest)."""
+    clash = sorted(set(entry) & set(_FROM_SUBMISSION))
+    if clash:
+        raise SubmissionError(f"entry {name!r}: submission = ... brings its own {', '.join(clash)}; drop them")
+    rel = entry["submission"]
+    out = {k: v for k, v in entry.items()}
+    try:
+        if not isinstance(rel, str) or Path(rel).is_absolute() or not (base / rel).is_dir():
+            raise SubmissionError(f"submission = {rel!r} must be a folder relative to the manifest")
+        found, _ = read_submission(base / rel, allow_code=bool(entry.get("allow_code")), models=models)
+    except SubmissionError as exc:  # paths relative to the manifest: rows are published
+        out["refused"] = str(exc).replace(str(base) + os.sep, "")
+        return out
+    prefix = Path(rel)
+    for key in ("weights", "program"):
+        if key in found:
+            out[key] = (prefix / str(found[key])).as_posix()
+    if "model" in found:
+        spec = str(found["model"])
+        target, sep, attr = spec.rpartition(":")
+        out["model"] = f"{(prefix / target).as_posix()}:{attr}" if is_code(spec) and sep else spec
+    for key in ("args", "compress"):
+        if found.get(key):
+            out[key] = found[key]
+    return out
 
 
 def leaderboard(manifest: str | Path, out: str | Path | None = None, *, workers: int = 1,
@@ -195,7 +249,7 @@ def leaderboard(manifest: str | Path, out: str | Path | None = None, *, workers:
         tasks = []
         for entry in spec["entry"]:
             task = {"entry": entry, "base": str(base), "rules": rules_name, "data": data, "batch_size": batch_size,
-                    "device": device}
+                    "device": device, "entry_timeout": timeout, "entry_memory": memory}  # also the code child's
             tasks.append((result_key(task, ruleset), task))
         todo = []
         for key, task in tasks:

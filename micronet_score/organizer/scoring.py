@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from micronet_score.organizer.datasets import Dataset, Preprocessing, read_dataset
+from micronet_score.organizer.errors import SubmissionError
 
 ROW_FIELDS = ("rank", "name", "model", "correct", "total", "accuracy", "passed", "param_term", "ops_term",
               "score", "error")
@@ -29,7 +32,7 @@ def sha256_file(path: str | Path) -> str:
 
 def preprocessing_for(rules: Any, data: Mapping[str, Any], entry: Mapping[str, Any]) -> Preprocessing:
     """The rule set's preprocessing, overridden by the manifest's ``[data]`` table, then by the entry's own
-    ``preprocessing`` table."""
+    ``preprocessing`` table (a manifest's; a submission cannot carry one)."""
     pre = Preprocessing.from_rules(rules)
     for table in (data.get("preprocessing") or {}, entry.get("preprocessing") or {}):
         pre = pre.override(**dict(table))
@@ -58,8 +61,10 @@ def _cached_dataset(path: str, fmt: str | None, pre: Preprocessing, digest: str 
 def score_entry(task: Mapping[str, Any]) -> dict[str, Any]:
     """Score the ``task`` (keys ``entry``, ``base``, ``rules``, ``data``, ``batch_size``, ``device``) into a row.
 
-    ``entry`` holds the manifest keys (``name``, ``model``, ``weights``, ``args``, ``input``, ``preprocessing``,
-    ``compress``); ``data`` holds ``path`` (absolute), ``dataset`` and optional ``preprocessing``.
+    ``entry`` holds the manifest keys (``name``, ``model``, ``weights`` or ``program``, ``args``, ``bits``,
+    ``preprocessing``, ``compress``, ``allow_code``...); ``data`` holds ``path`` (absolute), ``dataset`` and
+    optional ``preprocessing``. Optional task keys: ``allow_code``, ``entry_timeout`` (s), ``entry_memory``
+    (bytes). Every entry is counted on one example of the test data's shape.
     """
     entry = dict(task["entry"])
     row: dict[str, Any] = {field: None for field in ROW_FIELDS}
@@ -75,32 +80,31 @@ def score_entry(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _score_into(row: dict[str, Any], entry: dict[str, Any], task: Mapping[str, Any]) -> None:
-    from micronet_score import api, models
+    from micronet_score import api
     from micronet_score import rules as rules_mod
     from micronet_score.organizer.evaluation import evaluate
-    from micronet_score.organizer.submissions import rebuild
 
+    if entry.get("refused"):
+        raise SubmissionError(str(entry["refused"]))
     base = Path(task["base"])
     ruleset = rules_mod.get(task["rules"])
-    for key in ("model", "weights"):
-        if not entry.get(key):
-            raise ValueError(f"entry {row['name']!r} has no {key!r}")
-    weights = base / str(entry["weights"])
-    if not weights.is_file():
-        raise FileNotFoundError(f"weights file {str(weights)!r} does not exist")
-    row["weights_sha256"] = sha256_file(weights)
-    model = rebuild(entry, base)
-    spec = str(entry["model"])
-    shape = entry.get("input") or (models.input_size(spec) if spec in models.names() else ruleset.input_size)
-    if not shape:
-        raise ValueError(f"entry {row['name']!r} needs input = [1, 3, H, W] (rule set {ruleset.name!r} has none)")
-    report = api.count(model, tuple(shape), convention=ruleset.counting)
     data = task["data"]
     pre = preprocessing_for(ruleset, data, entry)
     dataset = _cached_dataset(str(data["path"]), data.get("dataset") or ruleset.data_format or None, pre,
                               data.get("sha256"))
-    accuracy = evaluate(model, dataset, batch_size=int(task.get("batch_size") or 256),
-                        device=task.get("device") or "cpu", progress=False)
+    shape = example_shape(dataset)
+    given = entry.get("input")
+    if given is not None and [int(s) for s in given] != list(shape):
+        raise SubmissionError(f"entry {row['name']!r}: input = {list(given)} is not the shape of one example of "
+                              f"the test data {list(shape)}, which is what every entry is counted on; drop input")
+    model, notes, digest, exported = load_entry(entry, base, shape, task)
+    row["weights_sha256"] = digest
+    if notes:
+        row["notes"] = "; ".join(notes)
+    report = api.count(model, shape, convention=ruleset.counting)
+    accuracy = evaluate(Exported(model) if exported else model, dataset,
+                        batch_size=int(task.get("batch_size") or 256), device=task.get("device") or "cpu",
+                        progress=False)
     result = api.score(report, rules=ruleset, accuracy=accuracy.as_tuple())
     row.update(correct=accuracy.correct, total=accuracy.total, accuracy=accuracy.fraction, passed=result.passed,
                param_term=result.param_term, ops_term=result.ops_term, score=result.value,
@@ -128,6 +132,75 @@ def _out_of_memory(exc: BaseException, limit: int | None) -> str | None:
             return f"ran out of memory: {_one_line(cause)}"
         cause = cause.__cause__ or cause.__context__
     return None
+
+
+def example_shape(dataset: Dataset) -> tuple[int, ...]:
+    """The counting input: the shape of one example of the test data, as the model receives it."""
+    return tuple(int(s) for s in dataset.batch(0, 1).shape)
+
+
+def load_entry(entry: Mapping[str, Any], base: Path, shape: tuple[int, ...], task: Mapping[str, Any] | None = None,
+               **load_options: Any) -> tuple[Any, list[str], str, bool]:
+    """(model, load notes, SHA-256 of the weights or program, whether it is an exported program's module).
+
+    A zoo model is built here from plain arguments. An entry whose ``model`` is Python code needs ``allow_code``
+    (the manifest's, or ``task["allow_code"]``) and is built and exported in a child process
+    (:mod:`micronet_score.organizer.entry_code`) with ``entry_timeout`` (s) / ``entry_memory`` (GiB) limits from the
+    manifest, else the task's (seconds, bytes); an exported
+    program (``program = "x.pt2"``) is loaded. Either way what is evaluated is what is counted.
+    """
+    from micronet_score.organizer.entry_code import (
+        DEFAULT_MEMORY_BYTES,
+        DEFAULT_TIMEOUT_S,
+        export_in_child,
+    )
+    from micronet_score.organizer.programs import load_program
+    from micronet_score.organizer.submissions import is_code, rebuild_in_process
+
+    task = task or {}
+    if entry.get("program"):
+        path = base / str(entry["program"])
+        if not path.is_file():
+            raise FileNotFoundError(f"exported program {str(entry['program'])!r} does not exist")
+        return load_program(path).module(), [], sha256_file(path), True
+    for key in ("model", "weights"):
+        if not entry.get(key):
+            raise SubmissionError(f"entry {entry.get('name', '?')!r} has no {key!r}")
+    weights = base / str(entry["weights"])
+    if not weights.is_file():
+        raise FileNotFoundError(f"weights file {str(entry['weights'])!r} does not exist")
+    digest = sha256_file(weights)
+    spec = str(entry["model"])
+    if not is_code(spec):
+        model, notes = rebuild_in_process(entry, base, shape, **load_options)
+        return model, notes, digest, False
+    if not (task.get("allow_code") or entry.get("allow_code")):
+        raise SubmissionError(f"model {spec!r} is Python code, which this challenge does not run: the organizer "
+                              "allows it with allow_code = true in the manifest (it then runs in a child process "
+                              "that only exports the model)")
+    recipe = {k: entry[k] for k in ("model", "weights", "args", "compress", "bits") if entry.get(k) is not None}
+    # the manifest's entry_timeout (s) / entry_memory (GiB) first, else the command line's (task: s, bytes)
+    timeout = float(entry.get("entry_timeout") or task.get("entry_timeout") or DEFAULT_TIMEOUT_S)
+    memory = int(float(entry["entry_memory"]) * (1 << 30)) if entry.get("entry_memory") else \
+        task.get("entry_memory", DEFAULT_MEMORY_BYTES)  # None: no limit (--entry-memory none)
+    program, notes = export_in_child(recipe, base, shape, timeout=timeout, memory=memory)
+    return program.module(), list(notes), digest, True
+
+
+class Exported(torch.nn.Module):
+    """An exported program's module for :func:`evaluate`: it was exported in eval mode, and ``train()``/
+    ``eval()`` (which exported modules refuse) only set the flag here."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.program = module
+
+    def train(self, mode: bool = True) -> Exported:
+        self.training = mode
+        return self
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.program(x)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -57,8 +57,17 @@ def test_layers_keep_their_object_name_and_parameter_names():
     assert set(model.state_dict()) == {
         f"{i}.{name}"
         for i in (0, 2, 5)
-        for name in ("weight", "bias", "input_fake_quant.min_val", "input_fake_quant.max_val")
+        for name in ("weight", "bias", "input_fake_quant.min_val", "input_fake_quant.max_val",
+                     # the grids are recorded in the state dict (so a saved model reloads at its widths) ...
+                     "input_fake_quant.quant_min", "input_fake_quant.quant_max", "weight_fake_quant.quant_min",
+                     "weight_fake_quant.quant_max", "weight_fake_quant.per_channel")
     }
+    # ... but are not buffers: what is stored (and counted) is unchanged
+    assert {name for name, _ in model.named_buffers()} == {
+        f"{i}.input_fake_quant.{b}" for i in (0, 2, 5) for b in ("min_val", "max_val")}
+    state = model.state_dict()
+    assert (int(state["0.weight_fake_quant.quant_min"]), int(state["0.weight_fake_quant.quant_max"])) == (-128, 127)
+    assert (int(state["0.input_fake_quant.quant_min"]), int(state["0.input_fake_quant.quant_max"])) == (0, 255)
     assert {name for name, _ in model.named_modules()} >= {"0", "0.weight_fake_quant", "0.input_fake_quant"}
 
 
@@ -234,3 +243,17 @@ def test_calibrate_reads_a_data_loader_of_input_target_pairs():
     assert calibrate(model, loader) == {"0": (-3.0, 5.0)}
     # the first batch holds x[0:3] = -3.0 .. -3.0 + 5 * 8/15
     assert calibrate(model, loader, num_batches=1)["0"] == (-3.0, pytest.approx(-3.0 + 5 * 8 / 15))
+
+
+def test_a_saved_grid_must_match_the_quantizer_it_loads_into():
+    """A 4-bit state dict loaded into 8-bit quantizers is an error, never re-priced silently; an older state dict
+    without the recorded grid still loads into quantizers the caller set up."""
+    torch.manual_seed(0)
+    four = quantize_(convnet(), FakeQuant(weight_bits=4, act_bits=None))
+    eight = quantize_(convnet(), FakeQuant(weight_bits=8, act_bits=None))
+    with pytest.raises(RuntimeError, match=r"records \[-8\], this quantizer has -128"):  # 4-bit signed: -8..7
+        eight.load_state_dict(four.state_dict())
+    old = {k: v for k, v in four.state_dict().items() if "fake_quant" not in k}
+    again = quantize_(convnet(), FakeQuant(weight_bits=4, act_bits=None))
+    again.load_state_dict(old)
+    assert torch.equal(again[0].weight, four[0].weight)

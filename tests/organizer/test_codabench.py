@@ -15,8 +15,8 @@ def _layout(tmp_path, challenge):
     inp = tmp_path / "input"
     (inp / "ref").mkdir(parents=True)
     shutil.copy(challenge / "test.npz", inp / "ref" / "test.npz")
-    (inp / "ref" / "challenge.toml").write_text('rules = "micronet-2019-cifar100"\n[data]\npath = "test.npz"\n'
-                                                'dataset = "npz"\n')
+    (inp / "ref" / "challenge.toml").write_text('rules = "micronet-2019-cifar100"\nallow_code = true\n'
+                                                '[data]\npath = "test.npz"\ndataset = "npz"\n')
     return inp
 
 
@@ -24,7 +24,7 @@ def test_codabench_scores_a_saved_submission(tmp_path, challenge, capsys):
     inp = _layout(tmp_path, challenge)
     model = build_model("net.py:const", {"cls": 1}, challenge)
     shutil.copy(challenge / "net.py", tmp_path / "net.py")
-    save_submission(model, inp / "res", model_name="net.py:const", args={"cls": 1}, input=(1, 3, 8, 8))
+    save_submission(model, inp / "res", model_name="net.py:const", args={"cls": 1})
     shutil.copy(challenge / "net.py", inp / "res" / "net.py")
     assert main(["codabench", str(inp), str(tmp_path / "output")]) == 0
     scores = json.loads((tmp_path / "output" / "scores.json").read_text())
@@ -42,8 +42,7 @@ def test_codabench_submission_toml_and_a_broken_upload(tmp_path, challenge, caps
     (inp / "res").mkdir()
     shutil.copy(challenge / "net.py", inp / "res" / "net.py")
     shutil.copy(challenge / "subs" / "const3.pt", inp / "res" / "w.pt")
-    (inp / "res" / "submission.toml").write_text('model = "net.py:const"\nweights = "w.pt"\nargs = { cls = 3 }\n'
-                                                 'input = [1, 3, 8, 8]\n')
+    (inp / "res" / "submission.toml").write_text('model = "net.py:const"\nweights = "w.pt"\nargs = { cls = 3 }\n')
     assert main(["codabench", str(inp), str(tmp_path / "out")]) == 0
     assert json.loads((tmp_path / "out" / "scores.json").read_text())["accuracy"] == 5 / 50
     (inp / "res" / "w.pt").write_bytes(b"not a checkpoint")

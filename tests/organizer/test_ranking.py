@@ -16,6 +16,7 @@ from .conftest import LABELS, Plant, entry
 
 HEADER = textwrap.dedent('''
     rules = "micronet-2019-cifar100"
+    allow_code = true
     [data]
     path = "test.npz"
     dataset = "npz"

@@ -33,9 +33,11 @@ def test_factory_submission_and_recorded_build(tmp_path, challenge):
     from micronet_score.organizer.builders import build_model
 
     model = build_model("net.py:const", {"cls": 2}, challenge)
-    save_submission(model, tmp_path / "s", model_name=str(challenge / "net.py") + ":const", args={"cls": 2},
-                    input=(1, 3, 8, 8))
-    back = load_submission(tmp_path / "s")
+    save_submission(model, tmp_path / "s", model_name="net.py:const", args={"cls": 2})
+    (tmp_path / "s" / "net.py").write_text((challenge / "net.py").read_text())
+    with pytest.raises(SubmissionError, match="allow_code"):  # code runs only when the caller says so
+        load_submission(tmp_path / "s")
+    back = load_submission(tmp_path / "s", allow_code=True)
     assert torch.equal(back[4].bias, torch.tensor([0.0, 0.0, 1.0, 0.0]))
     model.micronet_build = {"model": "densenet-seed", "args": {}}  # what models.build records after the merge
     plain = ms.models.build("densenet-seed")
@@ -98,3 +100,25 @@ def test_compressed_submission_with_the_recipe_api_simulated(tmp_path, monkeypat
     assert all(torch.equal(v, back.state_dict()[k]) for k, v in model.state_dict().items())
     rules = "micronet-2019-cifar100"
     assert ms.score(back, rules=rules).value == ms.score(model, rules=rules).value
+
+
+def test_an_exported_program_scores_as_its_weights_only_submission(tmp_path, capsys):
+    """``save_submission(export=...)`` writes model.pt2; the scorer evaluates and counts that graph (no model name,
+    no code) and gets the weights-only submission's accuracy and score."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "t.npz", x=rng.integers(0, 256, size=(6, 3, 32, 32), dtype=np.uint8), y=np.arange(6))
+    model = ms.models.build("densenet-seed", seed=1)
+    save_submission(model, tmp_path / "w", model_name="densenet-seed", args={"seed": 1})
+    out = save_submission(model, tmp_path / "p", export=(1, 3, 32, 32))
+    assert out.read_text() == 'program = "model.pt2"\n' and model.training  # the model is left as it was
+    runs = []
+    for folder in ("w", "p"):
+        assert main(["eval", str(tmp_path / folder), "--data", str(tmp_path / "t.npz"), "--dataset", "npz",
+                     "--rules", "micronet-2019-cifar100", "--json"]) in (0, 3)
+        runs.append(json.loads(capsys.readouterr().out))
+    assert runs[0]["accuracy"]["total"] == 6 and runs[0]["accuracy"] == runs[1]["accuracy"] and runs[0]["score"]["value"] == runs[1]["score"]["value"]
+    (tmp_path / "p" / "submission.toml").write_text('program = "model.pt2"\nmodel = "densenet-seed"\n')
+    with pytest.raises(SubmissionError, match="drop model/weights"):
+        load_submission(tmp_path / "p")
