@@ -74,9 +74,6 @@ def _eval(args: argparse.Namespace) -> int:
     kwargs = parse_kwargs(args.arg)
     target = Path(args.model)
     folder = target.is_dir() or target.suffix == ".toml"
-    if ruleset is not None and not args.data and args.accuracy is None:
-        raise CliError("eval scores a measured accuracy: pass --data (the test set) or --accuracy (e.g. "
-                       "9010/10000); to count only, use micronet-score count")
     if args.data and args.accuracy is not None:
         raise CliError("pass --data (measure the accuracy) or --accuracy (give it), not both")
     pre = data = None
@@ -129,6 +126,9 @@ def _eval(args: argparse.Namespace) -> int:
             shape = ruleset.input_size
         if shape is None:
             raise CliError(f"{args.model} needs --input (a shape such as 1,3,32,32)")
+    if ruleset is not None and data is None and args.accuracy is None:  # after the submission's own checks
+        raise CliError("eval scores a measured accuracy: pass --data (the test set) or --accuracy (e.g. "
+                       "9010/10000); to count only, use micronet-score count")
     accuracy: Any = None
     if data is not None:
         accuracy = evaluate(Exported(model) if exported else model, data, batch_size=args.batch_size,

@@ -124,8 +124,8 @@ def plan_fake_quant(state: Mapping[str, torch.Tensor], expected: Mapping[str, An
                 if getattr(found, side) is not None and getattr(found, side) != getattr(config, side):
                     raise CheckpointError(
                         f"{name}: layer {layer!r} records {getattr(found, side)}-bit "
-                        f"{'weights' if side == 'weight_bits' else 'activations'}, but "
-                        f"{getattr(config, side)} bits were stated (--bits / fake_quant=); drop the statement")
+                        f"{'weights' if side == 'weight_bits' else 'activations'}, but {side}="
+                        f"{getattr(config, side)} was stated (--bits / fake_quant=); drop the statement")
         configs = {layer: replace(config, filter_fn=None) for layer in layers}
         source = "stated"
     elif unreadable:
@@ -140,7 +140,7 @@ def plan_fake_quant(state: Mapping[str, torch.Tensor], expected: Mapping[str, An
     wrong = sorted(k for k in keys if tuple(state[k].shape) != ())
     if wrong:  # checked before any quantizer is installed: a refused file leaves the model as it was
         raise CheckpointError(f"{name}: {wrong[0]!r} has shape {tuple(state[wrong[0]].shape)}; a fake quantizer's "
-                              "range and grid are scalars")
+                              "range and grid are scalars; nothing was loaded")
     return FakeQuantPlan(tuple(layers), configs, keys, source)
 
 

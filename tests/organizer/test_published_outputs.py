@@ -33,7 +33,8 @@ def _row(name, score, passed=True, correct=40, **extra):
 
 
 def _manifest(root, *entries, rules='"micronet-2019-cifar100"', data='"test.npz"'):
-    text = f'rules = {rules}\n[data]\npath = {data}\ndataset = "npz"\n' + "".join(entries)
+    # the entries' models are the organizer's own code files: allowed, and run in a child that exports them
+    text = f'rules = {rules}\nallow_code = true\n[data]\npath = {data}\ndataset = "npz"\n' + "".join(entries)
     (root / "challenge.toml").write_text(text)
     return root / "challenge.toml"
 
@@ -329,15 +330,15 @@ def test_codabench_detailed_results_name_no_absolute_path(challenge, tmp_path):
     inp = tmp_path / "input"
     (inp / "ref").mkdir(parents=True)
     shutil.copy(challenge / "test.npz", inp / "ref" / "test.npz")
-    (inp / "ref" / "challenge.toml").write_text('rules = "micronet-2019-cifar100"\n[data]\npath = "test.npz"\n'
-                                                'dataset = "npz"\n')
+    (inp / "ref" / "challenge.toml").write_text('rules = "micronet-2019-cifar100"\nallow_code = true\n[data]\n'
+                                                'path = "test.npz"\ndataset = "npz"\n')
     (inp / "res").mkdir()
     shutil.copy(challenge / "net.py", inp / "res" / "net.py")
     (inp / "res" / "submission.toml").write_text('model = "net.py:const"\nweights = "w.pt"\n')
     with pytest.raises(ms.organizer.SubmissionError) as info:
         run_codabench(inp, tmp_path / "out")
     page = (tmp_path / "out" / "detailed_results.html").read_text()
-    assert "does not exist" in page and "w.pt" in page
+    assert "is not a file in the submission folder" in page and "w.pt" in page  # refused before loading
     for text in (page, str(info.value)):
         assert _leaks(text, _roots(tmp_path)) == []
 
