@@ -10,7 +10,8 @@ and type of each module the operator ran in, one key per call), and each new cal
 call, as the module hooks count them for an eager model. Rows are ordered as the original model's
 ``named_modules`` (``ep.module_call_graph``) when an ``ExportedProgram`` is given, else in module-tree order.
 
-Batch norms fold as in the eager count: a program exported in eval mode holds ``aten.batch_norm`` (or, after
+``torch.cond`` runs the branch its predicate picks for the inputs counted (the eager model's own ``torch.cond``
+cannot be followed operator by operator). Batch norms fold as in the eager count: a program exported in eval mode holds ``aten.batch_norm`` (or, after
 ``run_decompositions()``, ``aten._native_batch_norm_legit_no_training``) reading the norm's stored tensors.
 """
 
@@ -140,6 +141,8 @@ class _Interpreter(torch.fx.Interpreter):
         where = self.plan.where.get(n)
         if where is None:
             return super().run_node(n)
+        if n.target is _cond():
+            return self._cond(n, where)
         path, entered = where
         calls = self.tracer.calls
         for name in entered:
@@ -149,6 +152,23 @@ class _Interpreter(torch.fx.Interpreter):
         out = super().run_node(n)
         stack.pop()  # left on the stack when the node raises: the error names the module, as for an eager model
         return out
+
+
+    def _cond(self, n: torch.fx.Node, where: tuple[str, tuple[str, ...]]) -> Any:
+        """``torch.cond``: the branch the predicate picks, run node by node like the rest (the tracer sees its
+        operators, not the higher-order operator). On shapes alone the predicate has no value: the count then
+        runs again on real values, as for any forward that needs them."""
+        args, _ = self.fetch_args_kwargs_from_env(n)
+        pred, on_true, on_false, operands = args[:4]
+        branch = on_true if bool(pred) else on_false
+        calls = self.tracer.calls
+        for name in where[1]:
+            calls[name] += 1
+        return _Interpreter(branch, self.tracer, _Plan.of(branch)).run(*operands, enable_io_processing=False)
+
+
+def _cond() -> Any:
+    return getattr(getattr(torch.ops, "higher_order", None), "cond", None)
 
 
 def _path_type(value: Any) -> tuple[str, str]:
