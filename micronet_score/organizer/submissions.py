@@ -2,7 +2,8 @@
 
 A submission is a folder holding ``submission.toml`` (the keys of one leaderboard manifest entry: ``model``,
 ``weights``, ``args``, ``input``, ``compress``) and the weights (``weights.safetensors`` when safetensors is
-installed, else a weights-only ``weights.pt``).
+installed, else a weights-only ``weights.pt``); with ``save_submission(..., export=example)`` also the
+exported program ``model.pt2`` (key ``program``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,12 +25,19 @@ SUBMISSION_FILE = "submission.toml"
 
 
 def save_submission(model: torch.nn.Module, path: str | Path, *, model_name: str | None = None,
-                    args: Mapping[str, Any] | None = None, input: Sequence[int] | None = None) -> Path:
+                    args: Mapping[str, Any] | None = None, input: Sequence[int] | None = None,
+                    export: Any = None) -> Path:
     """Write ``model``'s weights and recipe to the folder ``path``; returns the path of ``submission.toml``.
 
     The recipe's model is ``model_name`` (a zoo name or ``module:factory``) with ``args``, or what
     ``micronet_score.models.build`` recorded on the model; the prune/quantize configs applied to it are recorded
     too, so ``micronet-score eval path`` rebuilds the model, quantizers included.
+
+    ``export=example`` (an input tensor, or a tuple of them, of the shape that is scored) also writes the
+    model as an exported program, ``model.pt2`` (``torch.export``, in eval mode), recorded as
+    ``program = "model.pt2"``: the organizer can then evaluate and count that graph without any code of
+    yours. A model that cannot be exported raises :class:`SubmissionError` with torch's reason, before any file
+    is written.
 
     >>> import tempfile, micronet_score as ms
     >>> model = ms.models.build("densenet-seed")
@@ -42,6 +51,7 @@ def save_submission(model: torch.nn.Module, path: str | Path, *, model_name: str
         raise SubmissionError("save_submission needs the model's recipe: build it with "
                               "micronet_score.models.build or pass model_name= (a zoo name or module:factory)")
     recipe_args = dict(args if args is not None else built.get("args", {}))
+    program = export_program(model, export) if export is not None else None
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -59,9 +69,42 @@ def save_submission(model: torch.nn.Module, path: str | Path, *, model_name: str
     configs = compression_of(model)
     if configs:
         entry["compress"] = configs
+    if program is not None:
+        torch.export.save(program, str(folder / PROGRAM_FILE))
+        entry["program"] = PROGRAM_FILE
     out = folder / SUBMISSION_FILE
     out.write_text(to_toml(entry), encoding="utf-8")
     return out
+
+
+PROGRAM_FILE = "model.pt2"
+
+
+def export_program(model: torch.nn.Module, example: Any) -> Any:
+    """``torch.export.export`` of ``model`` in eval mode on ``example`` (a tensor or a tuple of them), its
+    training flags put back after; an export that fails is a one-line :class:`SubmissionError` with the usual
+    ways out."""
+    args = tuple(example) if isinstance(example, (tuple, list)) else (example,)
+    if not args or not all(isinstance(a, torch.Tensor) for a in torch.utils._pytree.tree_leaves(args)):
+        raise SubmissionError("export= needs an example input: a tensor (or a tuple of tensors) of the shape "
+                              "that is scored, e.g. export=torch.randn(1, 3, 32, 32)")
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notices while tracing are not the user's concern
+            return torch.export.export(model, args)
+    except Exception as exc:  # noqa: BLE001 - every export failure gets the same way out
+        text = str(exc).strip()
+        first = text.splitlines()[0].strip() if text else type(exc).__name__
+        raise SubmissionError(
+            f"the model cannot be exported (torch.export: {type(exc).__name__}: {first[:300]}); make the forward "
+            "exportable: no Python control flow on tensor values (use torch.cond), no .item()/.tolist() or "
+            "other data-dependent shapes, the static input shape that is scored; or leave export= out to "
+            "submit weights only") from None
+    finally:
+        for module, training in flags:
+            module.training = training
 
 
 def read_toml(path: Path) -> dict[str, Any]:

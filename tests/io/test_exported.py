@@ -333,3 +333,43 @@ def test_a_pt2_of_every_zoo_model_scores_as_the_eager_model(tmp_path, name):
 
     assert rows(loaded) == rows(eager)
     assert ms.score(loaded, rules=rules).value == ms.score(eager, rules=rules).value
+
+
+def test_save_submission_writes_the_exported_program(tmp_path):
+    from micronet_score.organizer.submissions import load_submission, read_toml, save_submission
+
+    model = ms.models.build("wrn", depth=10, width=1)
+    model.train()  # the export is made in eval mode, and the model is given back as it was
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(1, 3, 32, 32)
+    out = save_submission(model, tmp_path / "sub", export=x)
+    assert read_toml(out)["program"] == "model.pt2"
+    assert model.training and all(m.training for m in model.modules())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    program = load_exported(tmp_path / "sub" / "model.pt2")
+    # eval mode: the program's batch norms are the inference kernel and fold as the eager count's do
+    assert _figures(ms.count(program, x)) == _figures(ms.count(model, x))
+    assert load_submission(tmp_path / "sub") is not None  # the weights-only reading still works
+
+
+class DataDependent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:  # Python control flow on a value: not exportable
+            return self.fc(x)
+        return -self.fc(x)
+
+
+def test_save_submission_export_failure_is_one_line_with_the_ways_out(tmp_path):
+    from micronet_score.organizer.errors import SubmissionError
+    from micronet_score.organizer.submissions import save_submission
+
+    with pytest.raises(SubmissionError) as caught:
+        save_submission(DataDependent(), tmp_path / "sub", model_name="pkg.mod:build", export=X)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "cannot be exported" in message and "torch.cond" in message and "static input shape" in message
+    assert not (tmp_path / "sub").exists()  # nothing written
