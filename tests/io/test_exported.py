@@ -373,3 +373,12 @@ def test_save_submission_export_failure_is_one_line_with_the_ways_out(tmp_path):
     assert "\n" not in message
     assert "cannot be exported" in message and "torch.cond" in message and "static input shape" in message
     assert not (tmp_path / "sub").exists()  # nothing written
+
+
+def test_docstring_example():
+    import doctest
+
+    import micronet_score.io.exported as module
+
+    failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert failures == 0
