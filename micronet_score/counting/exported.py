@@ -80,10 +80,14 @@ def run_forward(model: torch.nn.Module, tracer: Any, args: tuple, kwargs: dict) 
         return model(*args, **kwargs)
     plan = _Plan.of(model)
     tracer.module_types = plan.module_types(tracer.module_types)
-    from torch.fx._pytree import tree_flatten_spec
     from torch.utils import _pytree as pytree
 
-    flat = tree_flatten_spec((list(args), dict(kwargs)), model._in_spec)
+    flat, given = pytree.tree_flatten((tuple(args), dict(kwargs)))
+    if given != model._in_spec:
+        raise InputError(f"the exported program takes {model._in_spec.children()[0].num_leaves} positional "
+                         f"input(s) and keywords {model._in_spec.children()[1].context or []}, structured as when it "
+                         f"was exported; got {len(args)} positional input(s) and keywords {sorted(kwargs)}: pass "
+                         "inputs shaped like the example it was exported with")
     out = _Interpreter(model, tracer, plan).run(*flat, enable_io_processing=False)
     return pytree.tree_unflatten(list(out), model._out_spec) if isinstance(out, (tuple, list)) else out
 

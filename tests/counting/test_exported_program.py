@@ -172,3 +172,11 @@ def test_seed_recipe_exports_to_the_same_count(quantize):
     # every stored value at 16 bits, and half the weights pruned: far fewer non-zeros than the 203,794 stored
     assert eager.params_by_bits == {16: 203_794}
     assert eager.nonzero_params < 203_794 * 0.6
+
+
+def test_inputs_not_shaped_like_the_export_are_refused(net):
+    _, x, ep = net
+    with pytest.raises(InputError, match="takes 1 positional input"):
+        ms.count(ep, (x, x))  # the eager model would refuse the second input too
+    with pytest.raises(ms.errors.ForwardError, match=r"Guard failed: x.size\(\)\[2\] == 2"):
+        ms.count(ep, torch.randn(1, 3, 4, 4))  # exported for 2 x 2 images
