@@ -158,6 +158,23 @@ def check_program(program: Any, name: str = "the exported program") -> None:
                 raise CheckpointError(f"{name}: graph node {clean(node.name)!r} is a {node.op} node; an exported "
                                       "program calls operators only, refused")
             _check_target(_target_name(node.target), name)
+            _check_eval_mode(node, name)
+
+
+def _check_eval_mode(node: Any, name: str) -> None:
+    """An operator in training mode (batch statistics, active dropout) is refused: the program would evaluate
+    differently from the model in eval mode, and be counted so."""
+    schema = getattr(node.target, "_schema", None)
+    if schema is None:
+        return
+    for i, argument in enumerate(schema.arguments):
+        if argument.name in ("training", "train"):
+            value = node.args[i] if i < len(node.args) else node.kwargs.get(argument.name)
+            if value is True:
+                raise CheckpointError(f"{name}: operator {schema.name} runs in training mode (node "
+                                      f"{clean(node.name)!r}): the program was exported from a model in training "
+                                      "mode; call model.eval() before torch.export.export (save_submission(..., "
+                                      "export=) does)")
 
 
 def _target_name(target: Any) -> str:

@@ -382,3 +382,17 @@ def test_docstring_example():
 
     failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert failures == 0
+
+
+@pytest.mark.parametrize("decompose", [False, True])
+def test_a_program_exported_in_training_mode_is_refused(tmp_path, decompose):
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)).train()
+    x = torch.randn(2, 3, 2, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ep = torch.export.export(model, (x,))
+        if decompose:  # aten._native_batch_norm_legit_functional, which has no cost: it would be counted free
+            ep = ep.run_decompositions()
+        torch.export.save(ep, str(tmp_path / "train.pt2"))
+    with pytest.raises(CheckpointError, match="training mode.*model.eval"):
+        load_exported(tmp_path / "train.pt2")
