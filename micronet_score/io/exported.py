@@ -69,18 +69,19 @@ _PYTHON_TARGETS = {
     "torch.ops.higher_order.cond",
 }
 _SYMPY_FUNCTIONS = {
+    # no powers or shifts (Pow, PowByNatural, FloatPow, LShift, RShift, ** and ^): 2**2**100 would never finish
     "FloorDiv", "ModularIndexing", "Where", "PythonMod", "Mod", "CleanDiv", "CeilToInt", "FloorToInt", "CeilDiv",
-    "LShift", "RShift", "PowByNatural", "FloatPow", "FloatTrueDiv", "IntTrueDiv",
+    "FloatTrueDiv", "IntTrueDiv",
     "IsNonOverlappingAndDenseIndicator", "TruncToFloat", "TruncToInt", "RoundToInt", "RoundDecimal", "ToFloat",
     "Identity", "Max", "Min", "Abs", "Eq", "Ne", "Ge", "Gt", "Le", "Lt", "And", "Or", "Not", "true", "false",
-    "True", "False", "oo", "zoo", "nan", "Integer", "Float", "Rational", "Mul", "Add", "Pow", "Symbol",
+    "True", "False", "oo", "zoo", "nan", "Integer", "Float", "Rational", "Mul", "Add", "Symbol",
     "Infinity", "NegativeInfinity", "One", "Zero", "NegativeOne", "Half", "BooleanTrue", "BooleanFalse",
     # a Symbol's assumptions, as srepr writes them: Symbol('s77', positive=True, integer=True)
     "positive", "negative", "integer", "real", "nonnegative", "nonpositive", "nonzero", "zero", "finite",
     "infinite", "even", "odd", "rational", "commutative", "extended_real", "precision",
 }
 _EXPR_TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|"
-                         r"('[a-z]{1,4}\d+'|'[-+0-9.eE]{1,40}')|(\*\*|//|<=|>=|==|!=|[-+*/%(),<>&|~^=]))")
+                         r"('[a-z]{1,4}\d+'|'[-+0-9.eE]{1,40}')|(//|<=|>=|==|!=|(?<!\*)\*(?!\*)|[-+/%(),<>&|~=]))")
 _SYMBOL = re.compile(r"^[a-z]{1,4}\d+$")  # s0, s77, u3, zuf0 ...
 
 
