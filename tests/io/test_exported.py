@@ -397,3 +397,26 @@ def test_a_program_exported_in_training_mode_is_refused(tmp_path, decompose):
         torch.export.save(ep, str(tmp_path / "train.pt2"))
     with pytest.raises(CheckpointError, match="training mode.*model.eval"):
         load_exported(tmp_path / "train.pt2")
+
+
+class Hidden(nn.Module):
+    """Weights kept out of the parameters: a plain tensor attribute (a constant of the program) and a
+    non-persistent buffer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.randn(8, 3, 3, 3)
+        self.register_buffer("nb", torch.randn(8, 3, 3, 3), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(x, self.w) + torch.nn.functional.conv2d(x, self.nb)
+
+
+def test_weights_hidden_in_constants_are_priced_as_stored(tmp_path):
+    x = torch.randn(1, 3, 8, 8)
+    program = load_exported(_export(Hidden().eval(), (x,), tmp_path / "hidden.pt2"))
+    r = ms.count(program, x)
+    # both 8 x 3 x 3 x 3 = 216-value tensors are bytes of the file: 432 stored values, not 216 (the constant
+    # was free) or 0
+    assert {t.name: t.params for t in r.tensors} == {"w": 216, "nb": 216}
+    assert r.params == 432
