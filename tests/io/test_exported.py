@@ -420,3 +420,16 @@ def test_weights_hidden_in_constants_are_priced_as_stored(tmp_path):
     # was free) or 0
     assert {t.name: t.params for t in r.tensors} == {"w": 216, "nb": 216}
     assert r.params == 432
+
+
+def test_a_protocol_0_inst_pickle_is_refused_and_never_run(tmp_path, base):
+    """INST names the callable inline (no GLOBAL opcode): the scanner must still see ``os.system``."""
+    root, records = base
+    marker = tmp_path / "ran"
+    blob = f"(S'touch {marker}'\nios\nsystem\n.".encode()
+    path = _write(tmp_path / "inst.pt2", root, _constant_pickle(records, blob))
+    with pytest.raises(CheckpointError, match=r"imports os\.system"):
+        load_exported(path)
+    assert not marker.exists()
+    _load_quietly(path)  # torch.export.load itself runs it
+    assert marker.exists()
