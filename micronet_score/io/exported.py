@@ -328,11 +328,24 @@ def _check_pickle(blob: bytes, rel: str, name: str) -> None:
                                   "refused") from None
     safe = _safe_names()
     for pickled in pickles:
+        if _extension_codes(pickled):
+            raise CheckpointError(f"{name}: record {rel!r} is a pickle that imports through the copyreg extension "
+                                  "registry (EXT opcodes), which could run code while loading: refused")
         asked = [g for g in inspect_pickle(pickled).globals if g not in safe]
         if asked:
             shown = ", ".join(clean(g) for g in asked[:5]) + (", ..." if len(asked) > 5 else "")
             raise CheckpointError(f"{name}: record {rel!r} is a pickle that imports {shown}, which could run code "
                                   "while loading: refused (micronet-score never runs code from a submission)")
+
+
+def _extension_codes(pickled: bytes) -> bool:
+    """True when the pickle uses EXT1/EXT2/EXT4 (a global named by a registered code, not by its name)."""
+    import pickletools
+
+    try:
+        return any(op.name.startswith("EXT") for op, _, _ in pickletools.genops(pickled))
+    except (ValueError, IndexError, KeyError, TypeError):  # malformed: torch refuses it on its own
+        return False
 
 
 def _walk(value: Any) -> Iterator[tuple[str, Any]]:

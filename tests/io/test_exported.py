@@ -433,3 +433,11 @@ def test_a_protocol_0_inst_pickle_is_refused_and_never_run(tmp_path, base):
     assert not marker.exists()
     _load_quietly(path)  # torch.export.load itself runs it
     assert marker.exists()
+
+
+def test_a_pickle_importing_through_extension_codes_is_refused(tmp_path, base):
+    root, records = base
+    blob = b"\x80\x02\x82\x01)R."  # PROTO 2, EXT1 1 (copyreg's registry), EMPTY_TUPLE, REDUCE, STOP
+    path = _write(tmp_path / "ext.pt2", root, _constant_pickle(records, blob))
+    with pytest.raises(CheckpointError, match="extension registry"):
+        load_exported(path)
