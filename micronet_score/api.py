@@ -16,6 +16,7 @@ import torch
 
 from micronet_score.convention import Convention
 from micronet_score.counting.engine import BitsSpec, count_with_events
+from micronet_score.counting.exported import as_module
 from micronet_score.counting.inputs import InputsLike
 from micronet_score.cross_check import cross_check  # eager, on purpose: see the module docstring
 from micronet_score.errors import ConventionMismatchError, InputError
@@ -28,7 +29,7 @@ __all__ = ["count", "count_with_events", "cross_check", "score"]
 
 
 def count(
-    model: torch.nn.Module,
+    model: torch.nn.Module | torch.export.ExportedProgram,
     inputs: InputsLike,
     *,
     bits: BitsSpec | None = None,
@@ -50,6 +51,9 @@ def count(
     :class:`~micronet_score.bits.Precision` with separate weight and activation widths. ``freebie``: ``None``
     applies the 16-bit freebie when nothing is below 16 bits (the rules), ``True``/``False`` force it.
     ``strict=True`` raises :class:`~micronet_score.errors.UnsupportedOpError` on any operator without a cost.
+
+    ``model`` may also be a ``torch.export.ExportedProgram`` or its ``ep.module()``: counted as the eager model
+    it was exported from, per layer under the original modules' names (:mod:`micronet_score.counting.exported`).
 
     ``costs`` overrides operator costs for this call only (``{"aten.relu": "free"}``, ``{aten.gelu: fn}``; see
     :mod:`micronet_score.counting.overrides`), on top of the convention's own overrides, never touching the
@@ -108,6 +112,7 @@ def score(
     7.44705e-05
     """
     ruleset = get(rules)
+    target = as_module(target)  # an ExportedProgram: its module (counting/exported.py)
     if isinstance(target, Report):
         if inputs is not None or count_options:
             raise InputError("score() got a Report and also inputs or count options; pass either a Report, or "

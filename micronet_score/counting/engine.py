@@ -21,6 +21,7 @@ from micronet_score.counting.batch_hint import missing_batch_hint
 from micronet_score.counting.build import build_report
 from micronet_score.counting.events import Event
 from micronet_score.counting.examples import check_batch_dim, examples, probing
+from micronet_score.counting.exported import as_module, check_options, run_forward
 from micronet_score.counting.hooks import thread_hooks
 from micronet_score.counting.inputs import InputsLike, check_devices, flat_tensors, prepare_inputs
 from micronet_score.counting.leaf_report import leaf_report
@@ -59,6 +60,7 @@ def count_with_events(model: torch.nn.Module, inputs: InputsLike, **options: Any
     inputs made in inference mode are copied first: operators whose arguments are all inference tensors, or
     that run in inference mode, skip the autograd keys where composite operators (``conv2d``, ``linear``)
     decompose, and would reach the tracer whole, as operators without a cost."""
+    model = as_module(model)  # an ExportedProgram: its module (counting/exported.py)
     with paused_gc(), torch.inference_mode(False):
         return _count_with_events(model, inputs, **options)
 
@@ -91,6 +93,7 @@ def _count_with_events(
                                          or not 1 <= accumulator_bits <= 64):
         raise InputError(f"accumulator_bits must be an integer in 1..64, got {accumulator_bits!r}")
     conv = select_convention(convention, rules)
+    check_options(model, conv, bits)
     if conv.attribution == "leaf-modules":  # a course scheme: the module-level counter (counting/leaf_report.py)
         refuse_operator_options(conv, freebie=freebie, accumulator_bits=accumulator_bits, strict=strict,
                                 shapes_only=shapes_only, costs=costs, batch_dim=batch_dim)
@@ -192,7 +195,7 @@ def count_once(ctx: CountContext, shapes_only: bool, events: list[Event] | None 
         tracer.mark_input(t)
     with _inference_run(model, index, tracer, ctx.reads) as run, probing(tracer.dep) as probe:
         try:
-            output = model(*args, **kwargs)
+            output = run_forward(model, tracer, args, kwargs)
         except MicronetError:
             raise
         except Exception as exc:  # the forward itself failed: say where, and on what inputs

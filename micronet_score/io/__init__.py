@@ -6,10 +6,12 @@ One concern per file: :mod:`~micronet_score.io.files` (regular files only, any p
 :mod:`~micronet_score.io.pickle_scan` (globals and storages read from opcodes),
 :mod:`~micronet_score.io.unwrap` (the state dict inside), :mod:`~micronet_score.io.nonzeros` (the counter),
 :mod:`~micronet_score.io.pages` (resident memory), :mod:`~micronet_score.io.scan`,
-:mod:`~micronet_score.io.matching`, :mod:`~micronet_score.io.fake_quant` and :mod:`~micronet_score.io.loading`.
+:mod:`~micronet_score.io.matching`, :mod:`~micronet_score.io.fake_quant`, :mod:`~micronet_score.io.loading` and
+:mod:`~micronet_score.io.exported` (``.pt2`` exported programs).
 """
 
 from micronet_score.errors import CheckpointError
+from micronet_score.io.exported import load_exported
 from micronet_score.io.files import CheckpointNotFoundError
 from micronet_score.io.limits import Limits
 from micronet_score.io.loading import Loaded, LoadNote, load_checkpoint, load_weights, read_state_dict
@@ -26,6 +28,7 @@ __all__ = [
     "Loaded",
     "TensorStats",
     "load_checkpoint",
+    "load_exported",
     "load_weights",
     "read_state_dict",
     "scan_checkpoint",

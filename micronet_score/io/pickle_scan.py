@@ -1,8 +1,9 @@
 """What a pickle asks for, read from its opcodes without executing anything (``pickletools.genops``).
 
 :func:`inspect_pickle` walks the opcodes with a symbolic stack: it records every global the pickle imports
-(``GLOBAL`` and ``STACK_GLOBAL``) and every persistent id it loads (a torch zip's ``('storage', type, key,
-location, numel)``). Nothing is imported or called; values the walk cannot know are placeholders.
+(``GLOBAL``, ``STACK_GLOBAL`` and protocol 0's ``INST``) and every persistent id it loads (a torch zip's
+``('storage', type, key, location, numel)``). Nothing is imported or called; values the walk cannot know are
+placeholders.
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ def inspect_pickle(data: bytes) -> PickleContents:
                 stack.append(_MARK)
             elif name == "GLOBAL":
                 module, _, attr = str(arg).partition(" ")
+                stack.append(add_global(f"{module}.{attr}"))
+            elif name == "INST":  # protocol 0: imports module.name and calls it on the items above the mark
+                module, _, attr = str(arg).partition(" ")
+                pop_mark()
                 stack.append(add_global(f"{module}.{attr}"))
             elif name == "STACK_GLOBAL":
                 attr, module = pop(), pop()

@@ -3,8 +3,9 @@ what the child process of :mod:`micronet_score.organizer.entry_code` writes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -12,29 +13,45 @@ from micronet_score.organizer.errors import SubmissionError
 
 
 def load_program(path: str | Path) -> torch.export.ExportedProgram:
-    """The exported program at ``path``, or one :class:`SubmissionError` line."""
-    # merge: use io.exported.load_exported
+    """The exported program at ``path``, loaded by :func:`micronet_score.io.exported.load_exported` (which refuses
+    a ``.pt2`` that carries a code-running pickle, an unknown operator or a shape expression it would evaluate),
+    or one :class:`SubmissionError` line."""
+    from micronet_score.errors import MicronetError
+    from micronet_score.io.exported import load_exported
+
     try:
-        return torch.export.load(str(path))
-    except Exception as exc:
-        raise SubmissionError(f"{Path(path).name}: not a loadable exported program: {type(exc).__name__}: "
-                              f"{' '.join(str(exc).split())[:200]}") from None
+        return load_exported(path)
+    except MicronetError as exc:
+        raise SubmissionError(f"{Path(path).name}: {' '.join(str(exc).split())[:300]}") from None
 
 
-def export_model(model: torch.nn.Module, shape: Sequence[int]) -> torch.export.ExportedProgram:
-    """``torch.export`` of ``model`` in eval mode on a zero input of ``shape`` (the batch dimension dynamic, so
-    the scorer can evaluate in batches); the model's training flag is restored. A model that cannot be exported
-    gets the export error and the usual ways out."""
-    was_training = model.training
+def export_model(model: torch.nn.Module, shape: Any) -> torch.export.ExportedProgram:
+    """``torch.export`` of ``model`` in eval mode on a zero input of ``shape`` (a shape, or an example tensor
+    of that shape; the batch dimension dynamic, so the scorer can evaluate in batches); every module's training
+    flag is put back. A model that cannot be exported gets the export error and the usual ways out."""
+    if isinstance(shape, torch.Tensor):
+        shape = tuple(shape.shape)
+    try:
+        dims = [int(s) for s in shape]
+    except (TypeError, ValueError):
+        raise SubmissionError(f"export= needs the scored input's shape, e.g. (1, 3, 32, 32), or an example tensor; "
+                              f"got {type(shape).__name__}") from None
+    if not dims or any(d < 1 for d in dims):
+        raise SubmissionError(f"export= needs a shape of positive sizes, e.g. (1, 3, 32, 32); got {dims}")
+    flags = [(m, m.training) for m in model.modules()]
     model.eval()
-    example = torch.zeros((max(2, int(shape[0])), *(int(s) for s in shape[1:])))
+    example = torch.zeros((max(2, dims[0]), *dims[1:]))
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notices while tracing are not the user's concern
             return torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every export failure gets the same ways out
         raise SubmissionError(
-            f"torch.export of the model failed ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
-            "make the forward exportable (static shapes, torch.cond for data-dependent branches)") from None
+            f"the model cannot be exported (torch.export: {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:300]}); make the forward exportable: no Python control flow on tensor "
+            "values (use torch.cond), no .item()/.tolist() or other data-dependent shapes, a batch dimension "
+            "the forward does not fix; or submit weights for a model on the challenge's list") from None
     finally:
-        model.train(was_training)
+        for module, training in flags:
+            module.training = training

@@ -29,7 +29,7 @@ SUBMISSION_KEYS = ("model", "weights", "args", "compress", "program")
 
 
 def save_submission(model: torch.nn.Module, path: str | Path, *, model_name: str | None = None,
-                    args: Mapping[str, Any] | None = None, export: Sequence[int] | None = None) -> Path:
+                    args: Mapping[str, Any] | None = None, export: Any = None) -> Path:
     """Write ``model``'s weights and recipe to the folder ``path``; returns the path of ``submission.toml``.
 
     The recipe's model is ``model_name`` (a zoo name, or ``file.py:factory`` for challenges that allow code)
@@ -37,9 +37,11 @@ def save_submission(model: torch.nn.Module, path: str | Path, *, model_name: str
     applied to it are recorded too, so ``micronet-score eval path`` rebuilds the model, quantizers included
     (fake quantizers also record their bit widths in the weights).
 
-    ``export=(1, 3, 32, 32)`` writes an exported program instead (``torch.export`` on an input of that shape,
-    batch dimension dynamic): ``model.pt2`` and ``program = "model.pt2"``, for models that are not on the
-    challenge's list; the scorer evaluates and counts that graph, with no code of the participant's.
+    ``export=(1, 3, 32, 32)`` (a shape, or an example input tensor of the shape that is scored) writes an
+    exported program instead (``torch.export`` in eval mode, the batch dimension dynamic): ``model.pt2`` and
+    ``program = "model.pt2"``, for models that are not on the challenge's list; the scorer evaluates and counts
+    that graph, with no code of the participant's. A model that cannot be exported raises
+    :class:`SubmissionError` with torch's reason and the ways out, before any file is written.
 
     >>> import tempfile, micronet_score as ms
     >>> model = ms.models.build("densenet-seed")
@@ -53,9 +55,9 @@ def save_submission(model: torch.nn.Module, path: str | Path, *, model_name: str
 
         program = export_model(model, export)
         folder.mkdir(parents=True, exist_ok=True)
-        torch.export.save(program, str(folder / "model.pt2"))
+        torch.export.save(program, str(folder / PROGRAM_FILE))
         out = folder / SUBMISSION_FILE
-        out.write_text(to_toml({"program": "model.pt2"}), encoding="utf-8")
+        out.write_text(to_toml({"program": PROGRAM_FILE}), encoding="utf-8")
         return out
     built = getattr(model, "micronet_build", None) or {}
     name = model_name or built.get("model")
@@ -81,6 +83,9 @@ def save_submission(model: torch.nn.Module, path: str | Path, *, model_name: str
     out = folder / SUBMISSION_FILE
     out.write_text(to_toml(entry), encoding="utf-8")
     return out
+
+
+PROGRAM_FILE = "model.pt2"
 
 
 def read_toml(path: Path) -> dict[str, Any]:
