@@ -80,7 +80,7 @@ class FoldBookkeeping:
             if args[5] if len(args) > 5 else kwargs.get("training", False):
                 for t in args[1:3]:  # training-mode statistics: only the affine weights are stored
                     if isinstance(t, torch.Tensor) and self.is_static(t):
-                        self._register_stored(t, self._static_info(t), "vector", "a batch-norm parameter")
+                        self._register_read(t, self._static_info(t), "vector", "a batch-norm parameter")
                 return None
             tensors = tuple(args[1:5])
             eps = args[7] if len(args) > 7 else kwargs.get("eps", 1e-5)

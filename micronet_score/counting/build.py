@@ -178,4 +178,5 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
         model=type(model).__name__,
         by_operator={name: OperatorRow(per_example(m, batch), per_example(a, batch), calls)
                      for name, (m, a, calls) in sorted(per_op.items())},
+        load_time=tuple(tracer.load_time),
     )

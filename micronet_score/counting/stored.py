@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from micronet_score.counting.loadtime import describe, non_persistent
 from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.reads import WeightReads
 from micronet_score.counting.registry import ChannelStats
@@ -38,6 +39,8 @@ class StoredTensors:
     metadata: set[int]
     stored: dict[Any, StoredTensor]
     used_sources: set[str]
+    free_sources: frozenset[str]
+    load_time: dict[str, None]
     nonzeros_known: bool
     mask_policy: str
 
@@ -57,6 +60,9 @@ class StoredTensors:
                     self.metadata.add(id(x))
         self.stored = {}
         self.used_sources = set()
+        dropped = non_persistent(index.modules)  # derivable at load time: free (spec section 3)
+        self.free_sources = frozenset(name for name, t in index.buffers if id(t) in dropped)
+        self.load_time: dict[str, None] = {}  # what load-time work made the constants read (Report.load_time)
         self.nonzeros_known = True
         self._stats_cache: dict[Any, ChannelStats] = {}
         self._model_bits: dict[str, int] = {}  # a parameter or buffer's name -> its width in this count
@@ -91,6 +97,25 @@ class StoredTensors:
         owner = self._owner(info.sources)
         leaves = sorted({n.rpartition(".")[2] for n in names})
         return f"{owner}.{'+'.join(leaves)}" if owner else "+".join(leaves)
+
+    def _register_read(self, t: torch.Tensor, info: Any, role: str | None = None, why: str = "") -> None:
+        """A per-example operator reads the weight-only tensor ``t`` (``role``, ``why``: what it makes of it,
+        counting/roles.py). Store what the model stores (spec section 3): ``t`` itself when it is a stored
+        tensor or an elementwise, shape-keeping result of one; for a load-time constant, each stored tensor it
+        was computed from, whole (counting/loadtime.py). Non-persistent buffers are free."""
+        free = self.free_sources
+        if info.constant:
+            self.load_time.setdefault(describe(info.sources, info.work, free))
+        elif not (free and info.sources <= free):
+            self._register_stored(t, info, role, why)
+        for p in info.parts:
+            if free and p.info.sources <= free:
+                continue
+            if p.role is None:
+                self._register_stored(p.tensor, p.info, role, f"{why}, through load-time work" if why else "")
+            else:
+                self._register_stored(p.tensor, p.info, p.role, p.why)
+        self.used_sources.update(info.sources)
 
     def _register_stored(self, t: torch.Tensor, info: Any, role: str | None = None,
                          why: str = "") -> StoredTensor | None:

@@ -196,7 +196,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
             for t in statics:
                 info = self._static_info(t)
                 if info is not None and info.sources:
-                    self._register_stored(t, info, *self._role(func, args, t, packed))
+                    self._register_read(t, info, *self._role(func, args, t, packed))
         if op.output_bits:
             moved = entry is None or (producer >= 0 and not self.events[producer].mults
                                       and not self.events[producer].adds)  # an indexed write that only moved
