@@ -59,6 +59,7 @@ class StoredTensors:
                 if x is not data:
                     self.metadata.add(id(x))
         self.stored = {}
+        self.stored_reads: dict[Any, int] = {}  # stored-tensor key -> how many operator reads registered it
         self.used_sources = set()
         dropped = non_persistent(index.modules)  # derivable at load time: free (spec section 3)
         self.free_sources = frozenset(name for name, t in index.buffers if id(t) in dropped)
@@ -123,14 +124,12 @@ class StoredTensors:
         None when unknown (then :func:`~micronet_score.counting.storage.infer_role` decides). A tensor read as a
         weight anywhere is a weight; a known role replaces the interim one."""
         value = is_value(t, role)
-        if info.root is not None:
-            root_info = self._static_info(info.root)
-            if root_info is not None and (root_info.bits == info.bits or info.bits is None):
-                t, info = info.root, root_info
+        t, info = self._stored_as(t, info)
         if id(t) in self.metadata and self._model_tensors.get(id(t)) is t:
             self.used_sources.update(info.sources)  # a quantized weight's scale or zero point
             return None
         key = self._key(t, info)
+        self.stored_reads[key] = self.stored_reads.get(key, 0) + 1
         entry = self.stored.get(key)
         if entry is None:
             owner = self._owner(info.sources)
@@ -152,6 +151,18 @@ class StoredTensors:
             entry.why, entry.value = why, value or entry.value
         self.used_sources.update(info.sources)
         return entry
+
+    def _stored_as(self, t: torch.Tensor, info: Any) -> tuple[torch.Tensor, Any]:
+        """A view or copy of a stored tensor is stored as that tensor (unless a fake quant changed its width)."""
+        if info.root is not None:
+            root_info = self._static_info(info.root)
+            if root_info is not None and (root_info.bits == info.bits or info.bits is None):
+                return info.root, root_info
+        return t, info
+
+    def _stored_key(self, t: torch.Tensor, info: Any) -> Any:
+        """The key of ``self.stored`` under which reading ``t`` registers it."""
+        return self._key(*self._stored_as(t, info))
 
     def channel_stats(self, t: torch.Tensor, dim: int) -> ChannelStats:
         """Non-zeros of ``t`` per index along ``dim`` (dense figures when they are unknown or dynamic)."""

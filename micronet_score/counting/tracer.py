@@ -18,7 +18,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from micronet_score.counting import costs as _costs  # noqa: F401  (fills the registry)
 from micronet_score.counting.attribution import Attribution
-from micronet_score.counting.batchnorm import BatchNormUse, FoldBookkeeping, FoldTarget
+from micronet_score.counting.batchnorm import AFFINE_OPS, BatchNormUse, FoldBookkeeping, FoldTarget
 from micronet_score.counting.bit_sources import BitSources
 from micronet_score.counting.events import Event
 from micronet_score.counting.idmap import IdMap
@@ -280,6 +280,8 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
             event.fold = self._fold_target(entry.kind, args, out, module)
         elif entry.kind == "batchnorm":
             event.batchnorm = self._batchnorm_use(func, args, kwargs, module)
+        elif op.packet in AFFINE_OPS:
+            event.affine = self._channel_affine(op.packet, args, out)
         self.events.append(event)
         self.consumers.append(0)
         return len(self.events) - 1
