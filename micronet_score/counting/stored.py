@@ -41,6 +41,7 @@ class StoredTensors:
     used_sources: set[str]
     free_sources: frozenset[str]
     load_time: dict[str, None]
+    notes: list[str]
     nonzeros_known: bool
     mask_policy: str
 
@@ -109,6 +110,8 @@ class StoredTensors:
             self.load_time.setdefault(describe(info.sources, info.work, free))
         elif not (free and info.sources <= free):
             self._register_stored(t, info, role, why)
+        elif role == "weight" and (t.is_floating_point() or t.is_complex()):
+            self._free_weight(info.sources)
         for p in info.parts:
             if free and p.info.sources <= free:
                 continue
@@ -117,6 +120,15 @@ class StoredTensors:
             else:
                 self._register_stored(p.tensor, p.info, p.role, p.why)
         self.used_sources.update(info.sources)
+
+    def _free_weight(self, sources: frozenset[str]) -> None:
+        """A non-persistent buffer multiplied as a weight by a per-example operator: free by the rule (derivable
+        at load time), and said, since it holds values the forward multiplies."""
+        names = ", ".join(sorted(sources))
+        note = (f"non-persistent buffer(s) {names} multiplied as a weight, counted free (not in the state_dict: "
+                "derivable at load time); register it persistent if the model stores it")
+        if note not in self.notes:
+            self.notes.append(note)
 
     def _register_stored(self, t: torch.Tensor, info: Any, role: str | None = None,
                          why: str = "") -> StoredTensor | None:

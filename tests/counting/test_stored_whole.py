@@ -214,3 +214,22 @@ def test_load_time_work_survives_a_json_round_trip():
     report = ms.count(GPT2Like(), torch.zeros(1, 4, dtype=torch.long))
     assert report.load_time and Report.from_json(report.to_json()) == report
     assert Report.from_json(report.to_json()).load_time == report.load_time
+
+
+class RandomProjection(nn.Module):
+    """A fixed random projection kept as a non-persistent buffer and multiplied by the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("projection", torch.randn(4, 8), persistent=False)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x @ self.projection.t())
+
+
+def test_a_non_persistent_buffer_multiplied_as_a_weight_is_free_and_said():
+    report = ms.count(RandomProjection(), (1, 8))
+    assert report.params == 4 * 2 + 2  # the projection (32 values) is not in the state_dict: free
+    assert report.mults == 4 * 8 + 2 * 4  # its multiplies still count
+    assert any("non-persistent buffer(s) projection multiplied as a weight" in w for w in report.warnings)
