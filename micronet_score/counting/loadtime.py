@@ -5,7 +5,8 @@ the parameters and persistent buffers it reads. Two kinds of weight-only result:
 
 - an elementwise, shape-keeping result of a stored tensor (a mask product, fake quantization,
   dequantization, a cast, a parametrization such as weight norm, and views that keep every element) is priced
-  as the stored tensor, by the result's non-zeros and width;
+  as the stored tensor, by the result's non-zeros and width; whatever else fed it (the mask, a norm's scale)
+  costs nothing, since a deployed model stores the result;
 - any other one (a table gathered with constant indices, a slice, an expanded, repeated or concatenated
   weight, a reduction, a constant sub-network) is a *load-time constant*: it stores nothing of its own, and
   each stored tensor it was computed from is priced whole, as itself, when a per-example operator reads it
@@ -24,9 +25,14 @@ import torch
 
 from micronet_score.counting.registry import aten
 
-# Operators that keep their first operand's shape and map each element on its own, without the pointwise tag.
-_ELEMENTWISE = frozenset(getattr(aten, n) for n in ("copy", "copy_", "_weight_norm_interface", "lift_fresh_copy")
-                         if hasattr(aten, n))
+# Operators without the pointwise tag whose result keeps an operand's shape, each element mapped with at most
+# per-group statistics: copies, and the parametrizations that standardize a weight (weight norm; timm's
+# StdConv2d and NFNet's ScaledStdConv2d run batch_norm on the weight).
+_ELEMENTWISE = frozenset(getattr(aten, n) for n in (
+    "copy", "copy_", "lift_fresh_copy", "_weight_norm_interface", "native_batch_norm", "_native_batch_norm_legit",
+    "_native_batch_norm_legit_no_training", "_native_batch_norm_legit_functional", "_batch_norm_with_update",
+    "_batch_norm_no_update", "native_layer_norm", "native_group_norm",
+) if hasattr(aten, n))
 
 _SHAPE_KEEPING: dict[Any, bool] = {}
 
@@ -57,14 +63,13 @@ def elementwise(func: Any) -> bool:
     return known
 
 
-def merge_parts(groups: list[tuple[Part, ...]], covered: frozenset[str] = frozenset()) -> tuple[Part, ...]:
-    """The parts of ``groups``, each tensor once, less those whose sources are all in ``covered`` (a tensor the
-    result is priced as already: weight norm's ``v / ||v||`` is priced as ``v``)."""
+def merge_parts(groups: list[tuple[Part, ...]]) -> tuple[Part, ...]:
+    """The parts of ``groups``, each tensor once."""
     seen: set[int] = set()
     out: list[Part] = []
     for parts in groups:
         for p in parts:
-            if id(p.tensor) in seen or (covered and p.info.sources <= covered):
+            if id(p.tensor) in seen:
                 continue
             seen.add(id(p.tensor))
             out.append(p)

@@ -133,8 +133,9 @@ class TaintTracking:
             if out.numel() == tensors[0].numel():  # a transpose, reshape or copy: the stored tensor itself
                 return Static(sources, bits, first.root if first.root is not None else tensors[0], first.parts)
         elif elementwise(func) and any(not i.constant and t.numel() == out.numel() for t, i in statics):
-            valued = frozenset().union(*(i.sources for _, i in statics if not i.constant))
-            return Static(valued, bits, None, merge_parts([i.parts for _, i in statics], valued))
+            # the result replaces every source (a deployed model stores it): a mask, weight norm's g and ||v||,
+            # spectral norm's sigma cost nothing
+            return Static(sources, bits, None)
         # a gather, slice, expansion, concatenation, reduction, or a layer run on constants
         groups: list[tuple[Part, ...]] = []
         for t, info in statics:

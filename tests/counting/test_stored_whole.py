@@ -182,7 +182,7 @@ def test_the_per_token_rule_set_stores_the_whole_position_table():
 
 
 class ReducedScale(nn.Module):
-    """A weight scaled by a reduction of another table: the table is not an elementwise source of the result."""
+    """A weight scaled by a reduction of another table: an elementwise, shape-keeping result of the weight."""
 
     def __init__(self):
         super().__init__()
@@ -193,16 +193,15 @@ class ReducedScale(nn.Module):
         return nn.functional.linear(x, self.fc.weight * self.table.sum(0))
 
 
-def test_a_weight_scaled_by_a_reduced_table_stores_the_table_whole():
-    report = ms.count(ReducedScale(), (1, 8))
-    # the scaled weight priced as fc.weight (4*8 = 32) and the table whole (100*8 = 800)
-    assert report.params == 832
-
-
 def test_elementwise_derivations_still_price_their_source_by_the_result():
     # weight norm: w = g * v / ||v||, priced as v (4*8 = 32) by the result; g and the norm cost nothing
     wn = nn.utils.parametrizations.weight_norm(nn.Linear(8, 4, bias=False))
     assert ms.count(wn, (1, 8)).params == 32
+    # spectral norm: w / sigma, sigma computed from w and the u, v buffers: priced as w (32); u and v cost nothing
+    sn = nn.utils.parametrizations.spectral_norm(nn.Linear(8, 4, bias=False)).eval()
+    assert ms.count(sn, (1, 8)).params == 32
+    # a weight scaled by a reduction of another table: the product (32 values) is what a deployed model stores
+    assert ms.count(ReducedScale(), (1, 8)).params == 32
     # a pruning mask product: 32 values, 16 of them non-zero
     pruned = nn.Linear(8, 4, bias=False)
     prune.l1_unstructured(pruned, "weight", amount=16)
@@ -233,3 +232,30 @@ def test_a_non_persistent_buffer_multiplied_as_a_weight_is_free_and_said():
     assert report.params == 4 * 2 + 2  # the projection (32 values) is not in the state_dict: free
     assert report.mults == 4 * 8 + 2 * 4  # its multiplies still count
     assert any("non-persistent buffer(s) projection multiplied as a weight" in w for w in report.warnings)
+
+
+class ScaledStdConv(nn.Conv2d):
+    """NFNet's ScaledStdConv2d: the weight standardized per filter with batch_norm, scaled by a gain."""
+
+    def __init__(self):
+        super().__init__(3, 4, 3, bias=False)
+        self.gain = nn.Parameter(torch.ones(4, 1, 1, 1))
+
+    def forward(self, x):
+        weight = nn.functional.batch_norm(self.weight.reshape(1, 4, -1), None, None, weight=self.gain.view(-1),
+                                          training=True, momentum=0.0, eps=1e-6).reshape_as(self.weight)
+        return self._conv_forward(x, weight, None)
+
+
+def test_a_standardized_weight_is_priced_as_the_weight():
+    report = ms.count(ScaledStdConv(), (1, 3, 5, 5))
+    # weight standardization is a parametrization: 4*3*3*3 = 108 values, priced by the result as a weight; the
+    # gain, like weight norm's, costs nothing; the standardization itself is load-time work (only the conv:
+    # 9 outputs x 4 filters x 27 mults)
+    assert (report.params, report.mults) == (108, 27 * 36)
+    assert [(t.name, t.role) for t in report.tensors] == [("gain+weight", "weight")]
+
+
+def test_the_summary_names_the_load_time_constants():
+    text = ms.count(GPT2Like(), torch.zeros(1, 4, dtype=torch.long)).summary()
+    assert "load-time (free; its stored sources counted whole): wpe.weight: aten.embedding" in text
