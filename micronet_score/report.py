@@ -159,6 +159,10 @@ class Report(Metrics):
     batch_dim: int | None = None  # the dimension of the first input read as the batch (None: not read)
     examples_from: str = ""  # how ``examples`` was found, in words
     formula_inputs: dict[str, float] = field(default_factory=dict)  # a closed-form formula's inputs (imta-2025)
+    load_time: tuple[str, ...] = ()
+    """The constants the forward computed from weights alone (a position table gathered with constant ids, a
+    relative-position bias table, a sub-network run on fixed inputs): load-time work, free, each line naming
+    the stored tensors priced whole in its place (spec section 3)."""
 
     # ------------------------------------------------------------------ views
     def layer(self, name: str) -> LayerRow:
@@ -291,6 +295,7 @@ class Report(Metrics):
             values[key] = {int(k): v for k, v in data[key].items()}
         values["unused"] = tuple(data["unused"])
         values["warnings"] = tuple(data.get("warnings", ()))
+        values["load_time"] = tuple(data.get("load_time", ()))
         values["input_shapes"] = tuple(tuple(s) for s in data["input_shapes"])
         values["by_operator"] = {op: OperatorRow(**row) for op, row in data.get("by_operator", {}).items()}
         known = {f.name for f in fields(cls)}

@@ -27,6 +27,26 @@ class FoldTarget:
     active: int
     has_bias: bool
     bits: int
+    kind: str = "conv"  # "conv" (channels on dimension 1) or "linear" (channels on the last dimension)
+
+
+@dataclass
+class ChannelAffine:
+    """A per-channel multiply (``shift`` False) or add/subtract (``shift`` True) of an input-dependent value by a
+    weight-only tensor of one value per channel: half of a frozen batch norm (DETR's ``FrozenBatchNorm2d``:
+    ``x * scale + bias``), kept until :func:`fold` decides whether it folds like ``nn.BatchNorm2d``."""
+
+    producer: int  # the event that made the input-dependent operand
+    shift: bool
+    channels: int
+    dim: int  # the channel dimension of the input-dependent operand
+    ndim: int
+    tensor: torch.Tensor  # the weight-only operand
+    info: Any  # its counting.taint.Static
+
+
+#: Operators that may be half of a frozen batch norm.
+AFFINE_OPS = frozenset((aten.mul, aten.mul_, aten.add, aten.add_, aten.sub, aten.sub_))
 
 
 @dataclass
@@ -68,7 +88,33 @@ class FoldBookkeeping:
         stats = self.channel_stats(weight, dim)
         info = self._static_info(weight)
         bits = self.stored_bits(weight, info, self._owner(info.sources)) if info else 32
-        return FoldTarget(channels, out.numel() // channels, stats.active, bias is not None, bits)
+        return FoldTarget(channels, out.numel() // channels, stats.active, bias is not None, bits, kind)
+
+    def _channel_affine(self, packet: Any, args: tuple, out: Any) -> ChannelAffine | None:
+        """``x * s``, ``x + s`` or ``x - s`` with ``x`` input-dependent and ``s`` a weight-only tensor holding one
+        value per channel of ``x`` (priced as a stored tensor, not a load-time constant), else None."""
+        if len(args) < 2 or not isinstance(args[0], torch.Tensor) or not isinstance(args[1], torch.Tensor):
+            return None
+        a, b = args[0], args[1]
+        dep = self.dep
+        if a in dep and b not in dep:
+            x, s = a, b
+        elif b in dep and a not in dep and packet is not aten.sub and packet is not aten.sub_:
+            x, s = b, a
+        else:
+            return None
+        producer = dep[x][0]
+        if producer < 0 or not isinstance(out, torch.Tensor) or out.shape != x.shape or s.dim() > x.dim():
+            return None
+        info = self._static_info(s)
+        if info is None or not info.sources or info.constant or info.parts:
+            return None
+        padded = (1,) * (x.dim() - s.dim()) + tuple(s.shape)
+        dims = [k for k, n in enumerate(padded) if n != 1]
+        if len(dims) != 1 or x.shape[dims[0]] != s.numel():
+            return None
+        return ChannelAffine(producer, packet is not aten.mul and packet is not aten.mul_, s.numel(), dims[0],
+                             x.dim(), s, info)
 
     def _batchnorm_use(self, func: Any, args: tuple, kwargs: dict, module: str) -> BatchNormUse | None:
         x = args[0]
@@ -80,7 +126,7 @@ class FoldBookkeeping:
             if args[5] if len(args) > 5 else kwargs.get("training", False):
                 for t in args[1:3]:  # training-mode statistics: only the affine weights are stored
                     if isinstance(t, torch.Tensor) and self.is_static(t):
-                        self._register_stored(t, self._static_info(t), "vector", "a batch-norm parameter")
+                        self._register_read(t, self._static_info(t), "vector", "a batch-norm parameter")
                 return None
             tensors = tuple(args[1:5])
             eps = args[7] if len(args) > 7 else kwargs.get("eps", 1e-5)
@@ -132,7 +178,58 @@ def fold(tracer: Any, conv: Convention, warnings: list[str]) -> list[StoredTenso
                                   "a batch norm's scale (not folded)"))
         extra.append(StoredTensor(f"{bn.owner}.shift", bn.owner, (bn.channels,), bn.bits, shift,
                                   "a batch norm's shift (not folded)"))
+    if conv.fold_batchnorm:
+        extra.extend(fold_frozen(tracer))
     return extra
+
+
+def fold_frozen(tracer: Any) -> list[StoredTensor]:
+    """Fold each frozen batch norm: a per-channel multiply by a weight-only tensor of a conv/linear output that
+    feeds only it, then a per-channel add (or subtract) of one that feeds only the add (spec sections 2-3). Both
+    cost nothing and their tensors are not stored; the producer gains a bias (C values, 1 add per output
+    element) if it had none, as for ``nn.BatchNorm2d``. Returns the biases gained."""
+    events = tracer.events
+    shifts = {e.affine.producer: i for i, e in enumerate(events) if e.affine is not None and e.affine.shift}
+    extra: list[StoredTensor] = []
+    reads = dict(tracer.stored_reads)
+    for i, event in enumerate(events):
+        scale = event.affine
+        if scale is None or scale.shift or i not in shifts or tracer.consumers[i] != 1:
+            continue
+        shift = events[shifts[i]].affine
+        producer = events[scale.producer]
+        target = producer.fold
+        if target is None or tracer.consumers[scale.producer] != 1 or target.channels != scale.channels or \
+                shift.channels != scale.channels or scale.dim != shift.dim or \
+                scale.dim != (1 if target.kind == "conv" else scale.ndim - 1):
+            continue
+        event.mults = event.adds = 0
+        events[shifts[i]].mults = events[shifts[i]].adds = 0
+        dropped = [_unstore(tracer, reads, a.tensor, a.info) for a in (scale, shift)]
+        if not target.has_bias:
+            producer.adds += target.per_channel * target.active
+            target.has_bias = True
+            entry = dropped[1]
+            stats = entry.stats if entry is not None else measure(shift.tensor, "when-zeros", role="vector")
+            finite = stats.finite and (dropped[0] is None or dropped[0].stats.finite)
+            extra.append(StoredTensor(
+                f"{producer.module}.bias (folded {event.module or 'frozen batch norm'})", producer.module,
+                (scale.channels,), entry.bits if entry is not None else target.bits,
+                StorageStats(scale.channels, stats.nonzeros, stats.options, finite, "vector", False),
+                "a folded frozen batch norm's shift (bias)"))
+    return extra
+
+
+def _unstore(tracer: Any, reads: dict[Any, int], t: torch.Tensor, info: Any) -> StoredTensor | None:
+    """Forget the stored tensor a folded norm read, unless something else reads it too; returns its entry."""
+    key = tracer._stored_key(t, info)
+    entry = tracer.stored.get(key)
+    if entry is None:
+        return None
+    reads[key] = reads.get(key, 1) - 1
+    if reads[key] <= 0:
+        del tracer.stored[key]
+    return entry
 
 
 def scale_shift(bn: BatchNormUse) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -51,7 +51,8 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
                  inputs: list[torch.Tensor], output: Any) -> Report:
     """The report of one traced forward over ``batch`` examples."""
     warnings: list[str] = []
-    stored = list(tracer.stored.values()) + fold(tracer, conv, warnings)
+    folded = fold(tracer, conv, warnings)  # first: a folded frozen norm's tensors leave tracer.stored
+    stored = list(tracer.stored.values()) + folded
     events: list[Event] = tracer.events
     # masks and indices (counting/roles.py) are not quantized values: they never switch the freebie off
     widths = {s.bits for s in stored if s.value} | {e.mult_bits for e in events if e.mults} | \
@@ -178,4 +179,5 @@ def build_report(model: torch.nn.Module, tracer: Tracer, conv: Convention, batch
         model=type(model).__name__,
         by_operator={name: OperatorRow(per_example(m, batch), per_example(a, batch), calls)
                      for name, (m, a, calls) in sorted(per_op.items())},
+        load_time=tuple(tracer.load_time),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from micronet_score.counting.batchnorm import BatchNormUse, FoldTarget
+from micronet_score.counting.batchnorm import BatchNormUse, ChannelAffine, FoldTarget
 
 
 @dataclass
@@ -18,3 +18,4 @@ class Event:
     mult_bits: int
     fold: FoldTarget | None = None
     batchnorm: BatchNormUse | None = None
+    affine: ChannelAffine | None = None  # half of a frozen batch norm, maybe

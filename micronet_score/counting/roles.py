@@ -88,10 +88,10 @@ def operand_role(func: Any, args: tuple[Any, ...], t: torch.Tensor) -> tuple[str
         return "vector", f"a vector added by {name} (bias)"
     positions = _MULTIPLIED.get(packet)
     if positions is not None:
+        lookup_op = positions == (0,)
         if _position(args, t) in positions:
-            lookup_op = positions == (0,)
             return "weight", (f"the table {name} looks up" if lookup_op else f"the multiplied operand of {name}")
-        return "vector", f"added by {name} (bias)"
+        return "vector", (f"the indices {name} reads" if lookup_op else f"added by {name} (bias)")
     if lookup(packet) is not None or is_free(packet):
         return "vector", f"{'added' if 'add' in name or 'sub' in name else 'read'} by {name}, not multiplied"
     return None, f"read by {name}, which the library does not know"

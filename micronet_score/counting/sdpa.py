@@ -46,7 +46,7 @@ class AttentionPath:
                 if info is not None and info.sources:
                     role = ("vector", "the mask of scaled_dot_product_attention") if t is mask else \
                         ("weight", "a multiplied operand of scaled_dot_product_attention")
-                    self._register_stored(t, info, *role)
+                    self._register_read(t, info, *role)
         is_causal = bool(args[5] if len(args) > 5 else kwargs.get("is_causal", False))
         cost = attention_cost(q, k, v, mask, is_causal)
         bits = max(self.tensor_bits(t, module) for t in tensors)

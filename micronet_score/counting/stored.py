@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from micronet_score.counting.loadtime import describe, non_persistent
 from micronet_score.counting.model_index import ModelIndex
 from micronet_score.counting.reads import WeightReads
 from micronet_score.counting.registry import ChannelStats
@@ -38,6 +39,9 @@ class StoredTensors:
     metadata: set[int]
     stored: dict[Any, StoredTensor]
     used_sources: set[str]
+    free_sources: frozenset[str]
+    load_time: dict[str, None]
+    notes: list[str]
     nonzeros_known: bool
     mask_policy: str
 
@@ -56,7 +60,11 @@ class StoredTensors:
                 if x is not data:
                     self.metadata.add(id(x))
         self.stored = {}
+        self.stored_reads: dict[Any, int] = {}  # stored-tensor key -> how many operator reads registered it
         self.used_sources = set()
+        dropped = non_persistent(index.modules)  # derivable at load time: free (spec section 3)
+        self.free_sources = frozenset(name for name, t in index.buffers if id(t) in dropped)
+        self.load_time: dict[str, None] = {}  # what load-time work made the constants read (Report.load_time)
         self.nonzeros_known = True
         self._stats_cache: dict[Any, ChannelStats] = {}
         self._model_bits: dict[str, int] = {}  # a parameter or buffer's name -> its width in this count
@@ -92,20 +100,48 @@ class StoredTensors:
         leaves = sorted({n.rpartition(".")[2] for n in names})
         return f"{owner}.{'+'.join(leaves)}" if owner else "+".join(leaves)
 
+    def _register_read(self, t: torch.Tensor, info: Any, role: str | None = None, why: str = "") -> None:
+        """A per-example operator reads the weight-only tensor ``t`` (``role``, ``why``: what it makes of it,
+        counting/roles.py). Store what the model stores (spec section 3): ``t`` itself when it is a stored
+        tensor or an elementwise, shape-keeping result of one; for a load-time constant, each stored tensor it
+        was computed from, whole (counting/loadtime.py). Non-persistent buffers are free."""
+        free = self.free_sources
+        if info.constant:
+            self.load_time.setdefault(describe(info.sources, info.work, free))
+        elif not (free and info.sources <= free):
+            self._register_stored(t, info, role, why)
+        elif role == "weight" and (t.is_floating_point() or t.is_complex()):
+            self._free_weight(info.sources)
+        for p in info.parts:
+            if free and p.info.sources <= free:
+                continue
+            if p.role is None:
+                self._register_stored(p.tensor, p.info, role, f"{why}, through load-time work" if why else "")
+            else:
+                self._register_stored(p.tensor, p.info, p.role, p.why)
+        self.used_sources.update(info.sources)
+
+    def _free_weight(self, sources: frozenset[str]) -> None:
+        """A non-persistent buffer multiplied as a weight by a per-example operator: free by the rule (derivable
+        at load time), and said, since it holds values the forward multiplies."""
+        names = ", ".join(sorted(sources))
+        note = (f"non-persistent buffer(s) {names} multiplied as a weight, counted free (not in the state_dict: "
+                "derivable at load time); register it persistent if the model stores it")
+        if note not in self.notes:
+            self.notes.append(note)
+
     def _register_stored(self, t: torch.Tensor, info: Any, role: str | None = None,
                          why: str = "") -> StoredTensor | None:
         """Record the stored tensor ``t``; ``role`` is what the reading operator makes of it (counting/roles.py),
         None when unknown (then :func:`~micronet_score.counting.storage.infer_role` decides). A tensor read as a
         weight anywhere is a weight; a known role replaces the interim one."""
         value = is_value(t, role)
-        if info.root is not None:
-            root_info = self._static_info(info.root)
-            if root_info is not None and (root_info.bits == info.bits or info.bits is None):
-                t, info = info.root, root_info
+        t, info = self._stored_as(t, info)
         if id(t) in self.metadata and self._model_tensors.get(id(t)) is t:
             self.used_sources.update(info.sources)  # a quantized weight's scale or zero point
             return None
         key = self._key(t, info)
+        self.stored_reads[key] = self.stored_reads.get(key, 0) + 1
         parts = t.is_complex()
         if parts:  # a complex value is stored as its two real parts (spec section 3, complex arithmetic)
             t = torch.view_as_real(t.resolve_conj())
@@ -131,6 +167,18 @@ class StoredTensors:
             entry.why, entry.value = why, value or entry.value
         self.used_sources.update(info.sources)
         return entry
+
+    def _stored_as(self, t: torch.Tensor, info: Any) -> tuple[torch.Tensor, Any]:
+        """A view or copy of a stored tensor is stored as that tensor (unless a fake quant changed its width)."""
+        if info.root is not None:
+            root_info = self._static_info(info.root)
+            if root_info is not None and (root_info.bits == info.bits or info.bits is None):
+                return info.root, root_info
+        return t, info
+
+    def _stored_key(self, t: torch.Tensor, info: Any) -> Any:
+        """The key of ``self.stored`` under which reading ``t`` registers it."""
+        return self._key(*self._stored_as(t, info))
 
     def channel_stats(self, t: torch.Tensor, dim: int) -> ChannelStats:
         """Non-zeros of ``t`` per index along ``dim`` (dense figures when they are unknown or dynamic)."""

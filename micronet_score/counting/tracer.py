@@ -18,7 +18,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from micronet_score.counting import costs as _costs  # noqa: F401  (fills the registry)
 from micronet_score.counting.attribution import Attribution
-from micronet_score.counting.batchnorm import BatchNormUse, FoldBookkeeping, FoldTarget
+from micronet_score.counting.batchnorm import AFFINE_OPS, BatchNormUse, FoldBookkeeping, FoldTarget
 from micronet_score.counting.bit_sources import BitSources
 from micronet_score.counting.complex_values import complex_cost, has_complex_price, part_bits
 from micronet_score.counting.events import Event
@@ -197,7 +197,7 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
             for t in statics:
                 info = self._static_info(t)
                 if info is not None and info.sources:
-                    self._register_stored(t, info, *self._role(func, args, t, packed))
+                    self._register_read(t, info, *self._role(func, args, t, packed))
         if op.output_bits:
             moved = entry is None or (producer >= 0 and not self.events[producer].mults
                                       and not self.events[producer].adds)  # an indexed write that only moved
@@ -293,6 +293,8 @@ class Tracer(Attribution, TaintTracking, StoredTensors, BitSources, PackedParams
             event.fold = self._fold_target(entry.kind, args, out, module)
         elif entry.kind == "batchnorm":
             event.batchnorm = self._batchnorm_use(func, args, kwargs, module)
+        elif op.packet in AFFINE_OPS:
+            event.affine = self._channel_affine(op.packet, args, out)
         self.events.append(event)
         self.consumers.append(0)
         return len(self.events) - 1

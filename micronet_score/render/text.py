@@ -67,6 +67,7 @@ def report_summary(report: Report) -> str:
         f"adds at {report.accumulator_bits} bits)",
     ]
     lines.extend(f"warning: {w}" for w in report.warnings)
+    lines.extend(f"load-time (free; its stored sources counted whole): {w}" for w in report.load_time)
     if not report.nonzeros_known:
         lines.append("note: weight values are unknown (meta device): non-zeros counted as dense")
     return "\n".join(lines)
