@@ -111,14 +111,10 @@ def test_folded_batch_norms_are_the_only_parameter_difference_of_a_resnet():
     assert _ours(report, "conv", "matmul") == _fcm_dense(model, _image())
 
 
-_STORAGE = pytest.mark.xfail(strict=True, reason="spec §3 (stored tensors whole, non-persistent buffers free) is "
-                             "the storage branch's work: remove this mark when it is merged")
-
-
 @pytest.mark.parametrize("name", [
-    pytest.param("llama", marks=_STORAGE),  # rotary inv_freq, a non-persistent buffer, is stored today
-    pytest.param("bert", marks=_STORAGE),  # position and token-type tables stored as the rows read today
-    pytest.param("gpt2", marks=_STORAGE),  # wpe stored as the 16 rows read, not its 64
+    "llama",  # rotary inv_freq: a non-persistent buffer, free
+    "bert",  # position and token-type tables stored whole, not as the rows read
+    "gpt2",  # wpe stored whole (64 rows), not as the 16 rows read
     "vit", "convnext", "mamba",
 ])
 def test_parameters_equal_torchs_when_nothing_folds(name):
