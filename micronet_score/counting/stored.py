@@ -123,12 +123,12 @@ class StoredTensors:
 
     def _free_weight(self, sources: frozenset[str]) -> None:
         """A non-persistent buffer multiplied as a weight by a per-example operator: free by the rule (derivable
-        at load time), and said, since it holds values the forward multiplies."""
+        at load time: rotary tables, masks made from shapes), and listed with the report's load-time work
+        (``Report.load_time``), since it holds values the forward multiplies."""
         names = ", ".join(sorted(sources))
-        note = (f"non-persistent buffer(s) {names} multiplied as a weight, counted free (not in the state_dict: "
-                "derivable at load time); register it persistent if the model stores it")
-        if note not in self.notes:
-            self.notes.append(note)
+        self.load_time.setdefault(f"{names}: a non-persistent buffer multiplied as a weight, free (not in the "
+                                  "state_dict: derivable at load time; register it persistent if the model "
+                                  "stores it)")
 
     def _register_stored(self, t: torch.Tensor, info: Any, role: str | None = None,
                          why: str = "") -> StoredTensor | None:
