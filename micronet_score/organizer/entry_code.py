@@ -55,10 +55,11 @@ def gib(memory: int) -> str:
 
 def export_in_child(recipe: Mapping[str, Any], base: str | Path, shape: Sequence[int], *,
                     timeout: float = DEFAULT_TIMEOUT_S, memory: int | None = DEFAULT_MEMORY_BYTES,
-                    ) -> tuple[torch.export.ExportedProgram, tuple[str, ...]]:
+                    ) -> tuple[torch.export.ExportedProgram, tuple[str, ...], dict[str, str]]:
     """Build ``recipe`` (keys ``model``, ``args``, ``compress``, ``weights``, ``bits``; paths relative to
     ``base``) in a child process and export it on a zero input of ``shape``; returns the loaded exported
-    program and the weights loader's notes. Raises :class:`EntryCodeError` with one line on any failure."""
+    program, the weights loader's notes and ``{path: sha256}`` of the local source files the code imported (a
+    row made from other code is stale). Raises :class:`EntryCodeError` with one line on any failure."""
     work = Path(tempfile.mkdtemp(prefix="micronet-entry-"))
     try:
         job = {"recipe": dict(recipe), "base": str(Path(base).resolve()), "shape": [int(s) for s in shape],
@@ -87,7 +88,9 @@ def export_in_child(recipe: Mapping[str, Any], base: str | Path, shape: Sequence
         if "error" in result:
             raise EntryCodeError(str(result["error"]))
         program = load_program(work / _PROGRAM)
-        return program, tuple(str(n) for n in result.get("notes", []))
+        files = result.get("code_files")
+        code_files = {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+        return program, tuple(str(n) for n in result.get("notes", [])), code_files
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -136,8 +139,11 @@ def _child(work: str) -> None:
     except (ImportError, ValueError, OSError):  # pragma: no cover - platforms without RLIMIT_AS
         pass
     try:
+        before = set(sys.modules)
         notes = _build_and_export(job["recipe"], Path(job["base"]), job["shape"], out / _PROGRAM)
-        result: dict[str, Any] = {"notes": notes}
+        from micronet_score.organizer.runner import local_modules_loaded
+
+        result: dict[str, Any] = {"notes": notes, "code_files": local_modules_loaded(before, job["base"])}
     except MemoryError:
         result = {"error": f"the model's code ran out of memory ({gib(memory) if memory else 'no limit set'}, --entry-memory)"}
     except BaseException as exc:  # SystemExit, KeyboardInterrupt from the code: this entry's failure only
@@ -147,8 +153,11 @@ def _child(work: str) -> None:
         else:
             from micronet_score.errors import MicronetError
 
-            prefix = "" if isinstance(exc, MicronetError) else f"{type(exc).__name__}: "
-            result = {"error": (prefix + text)[:400] or type(exc).__name__}
+            if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt: this entry's failure, said so
+                result = {"error": f"the model's code raised {type(exc).__name__}({text})"[:400]}
+            else:
+                prefix = "" if isinstance(exc, MicronetError) else f"{type(exc).__name__}: "
+                result = {"error": (prefix + text)[:400] or type(exc).__name__}
     tmp = out / (_RESULT + ".tmp")
     tmp.write_text(json.dumps(result), encoding="utf-8")
     os.replace(tmp, out / _RESULT)

@@ -132,7 +132,8 @@ def _child_main(task: Mapping[str, Any], writer: Any, memory: int | None, parent
     writer.send_bytes(BEGIN)  # from here on, whatever happens is the entry's doing
     try:
         row = score_entry({**task, "memory_limit": memory if limited else None})
-        row[CODE_FILES] = local_modules_loaded(before, str(task.get("base", ".")))
+        # the code this process imported, and what the entry's export child reported it ran
+        row[CODE_FILES] = {**(row.get(CODE_FILES) or {}), **local_modules_loaded(before, str(task.get("base", ".")))}
     except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... raised by the entry's code
         detail = " ".join(str(exc).split())[:200]
         row = failure_row(task, f"the entry's code raised {type(exc).__name__}"

@@ -97,7 +97,10 @@ def _score_into(row: dict[str, Any], entry: dict[str, Any], task: Mapping[str, A
     if given is not None and [int(s) for s in given] != list(shape):
         raise SubmissionError(f"entry {row['name']!r}: input = {list(given)} is not the shape of one example of "
                               f"the test data {list(shape)}, which is what every entry is counted on; drop input")
+    task = dict(task)  # load_entry records the local code a child process ran in task["code_files"]
     model, notes, digest, exported = load_entry(entry, base, shape, task)
+    if task.get("code_files"):
+        row["code_files"] = dict(task["code_files"])
     row["weights_sha256"] = digest
     if notes:
         row["notes"] = "; ".join(notes)
@@ -183,7 +186,9 @@ def load_entry(entry: Mapping[str, Any], base: Path, shape: tuple[int, ...], tas
     timeout = float(entry.get("entry_timeout") or task.get("entry_timeout") or DEFAULT_TIMEOUT_S)
     memory = int(float(entry["entry_memory"]) * (1 << 30)) if entry.get("entry_memory") else \
         task.get("entry_memory", DEFAULT_MEMORY_BYTES)  # None: no limit (--entry-memory none)
-    program, notes = export_in_child(recipe, base, shape, timeout=timeout, memory=memory)
+    program, notes, code_files = export_in_child(recipe, base, shape, timeout=timeout, memory=memory)
+    if isinstance(task, dict):  # the code the child ran: a stored row made from other code is scored again
+        task.setdefault("code_files", {}).update(code_files)
     return program.module(), list(notes), digest, True
 
 

@@ -73,13 +73,15 @@ BAD_PY = NET_PY + textwrap.dedent('''
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _bad(name: str, factory: str, args: str = "") -> str:
+def _bad(name: str, factory: str, args: str = "", timeout: int = 8) -> str:
+    # the entry's code runs in the child that exports its model, under the entry's own time limit
     return textwrap.dedent(f'''
         [[entry]]
         name = "{name}"
         model = "bad.py:{factory}"
         weights = "subs/const0.pt"
         input = [1, 3, 8, 8]
+        entry_timeout = {timeout}
     ''') + (f"args = {{ {args} }}\n" if args else "")
 
 
@@ -99,19 +101,21 @@ def test_hostile_entries_fail_alone_and_are_not_rescored(challenge, tmp_path):
                          entry("two", "subs/const2.pt", 2))
     out = tmp_path / "out"
     started = time.monotonic()
-    board = ms.leaderboard(manifest, out, workers=4, entry_timeout=8, entry_memory="3GiB")
-    assert time.monotonic() - started < 45  # the hang is ended at 8 s, not waited for
+    board = ms.leaderboard(manifest, out, workers=4, entry_timeout=120, entry_memory="3GiB")
+    assert time.monotonic() - started < 100  # the hang is ended at its own 8 s, not waited for
     rows = _rows(board)
     # the innocent entries are scored: const(c) is right exactly as often as label c occurs (20 zeros, 10 twos)
-    assert (rows["zero"]["correct"], rows["two"]["correct"]) == (20, 10) and rows["zero"]["error"] is None
-    assert rows["exit3"]["error"] == "worker died: exited with status 3 before reporting a result"
-    assert rows["sysexit"]["error"].startswith("the entry's code raised SystemExit")
-    assert rows["hang"]["error"] == "timed out after 8 s"
-    assert rows["big"]["error"] == "ran out of memory (3 GiB)"
-    assert rows["segv"]["error"].startswith("worker died: killed by SIGSEGV (segmentation fault)")
+    assert (rows["zero"]["correct"], rows["two"]["correct"]) == (20, 10) and rows["zero"]["error"] is None, rows["zero"]["error"]
+    # the entries' code runs only in the child that exports their model (the trust model): each failure is
+    # that child's, told in one line, and the entry's own result
+    assert rows["exit3"]["error"] == "the model's code process ended without an exported program (exit status 3)"
+    assert rows["sysexit"]["error"] == "the model's code raised SystemExit(0)"
+    assert rows["hang"]["error"] == "the model's code timed out after 8 s (--entry-timeout)"
+    assert rows["big"]["error"] == "the model's code ran out of memory (3 GiB, --entry-memory)"
+    assert rows["segv"]["error"] == "the model's code process ended without an exported program (signal 11)"
     assert board.scored == 7 and board.unscored == 0
     assert len(ResultStore(out / "results.sqlite")) == 7  # every row is the entry's own: all stored
-    again = ms.leaderboard(manifest, out, workers=4, entry_timeout=8, entry_memory="3GiB")
+    again = ms.leaderboard(manifest, out, workers=4, entry_timeout=120, entry_memory="3GiB")
     assert again.scored == 0 and _rows(again)["segv"]["error"] == rows["segv"]["error"]
 
 
@@ -148,22 +152,23 @@ def test_machinery_failures_are_shown_never_stored(challenge, tmp_path, monkeypa
     assert rows["c2"]["error"] == ("not scored: its process exited with status 1 before the entry began; the "
                                    "same command retries it")
     assert (rows["c0"]["correct"], rows["c3"]["correct"]) == (20, 5)  # 20 zeros, 5 threes
-    assert rows["term"]["error"] == ("not scored: its process was stopped from outside (killed by SIGTERM); the "
-                                     "same command retries it")
-    assert (board.scored, board.unscored) == (2, 3) and len(ResultStore(out / "results.sqlite")) == 2
+    # an entry's code runs only in its export child: a SIGTERM there is the entry's own failure, stored
+    assert rows["term"]["error"] == "the model's code process ended without an exported program (signal 15)"
+    assert (board.scored, board.unscored) == (3, 2) and len(ResultStore(out / "results.sqlite")) == 3
     only = challenge / "only.toml"  # c1 alone: nothing else running, nothing to wait for
     only.write_text(HEADER + entry("c1", "subs/const1.pt", 1))
     alone = ms.leaderboard(only, tmp_path / "alone")
     assert (alone.scored, alone.unscored) == (0, 1) and alone.rows[0]["error"].startswith("not scored")
     monkeypatch.setattr(runner, "_context", real)
     again = ms.leaderboard(manifest, out, workers=2)
-    assert (again.scored, again.unscored) == (2, 1)
+    assert (again.scored, again.unscored) == (2, 0)
     assert (_rows(again)["c1"]["correct"], _rows(again)["c2"]["correct"]) == (15, 10)  # 15 ones, 10 twos
 
 
 def test_interrupt_with_two_workers_then_resume_loses_and_duplicates_nothing(challenge, tmp_path):
     marker = tmp_path / "interrupted-once"
-    manifest = _manifest(challenge, _bad("ctrl-c", "interrupt_once", f'pid = {os.getpid()}, marker = "{marker}"'),
+    manifest = _manifest(challenge, _bad("ctrl-c", "interrupt_once", f'pid = {os.getpid()}, marker = "{marker}"',
+                                         timeout=120),
                          *(entry(f"c{c}", f"subs/const{c}.pt", c) for c in range(4)))
     out = tmp_path / "out"
     with pytest.raises(BoardInterrupted) as caught:
@@ -176,7 +181,7 @@ def test_interrupt_with_two_workers_then_resume_loses_and_duplicates_nothing(cha
     rows = _rows(again)
     assert len(again.rows) == 5 and len(ResultStore(out / "results.sqlite")) == 5
     # ctrl-c builds const(0) on the rerun: 20 right; c0..c3 get 20, 15, 10, 5 (the label counts)
-    assert [rows[n]["correct"] for n in ("ctrl-c", "c0", "c1", "c2", "c3")] == [20, 20, 15, 10, 5]
+    assert [rows[n]["correct"] for n in ("ctrl-c", "c0", "c1", "c2", "c3")] == [20, 20, 15, 10, 5], rows["ctrl-c"]["error"]
 
 
 def _wait_for(path: Path, seconds: float = 60) -> int:
