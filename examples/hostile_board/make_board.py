@@ -28,6 +28,22 @@ from micronet_score.compress import FakeQuant, GlobalUnstructured, calibrate, fi
 
 RULES = "imta-2025"
 DATA = "cifar-10-batches-py"
+#: A CIFAR-10 rule set counted operator by operator (the 2019 MicroNet convention, CIFAR-100 track's baselines):
+#: imta-2025 counts module by module with hooks, which an exported program (what a file.py entry becomes) refuses.
+OPERATOR_RULES = """\
+[rules]
+name = "demo-cifar10-operators"
+description = "hostile board demo: CIFAR-10 under the MicroNet 2019 convention and CIFAR-100 track baselines"
+param_baseline = 36.5e6
+ops_baseline = 10.49e9
+threshold = 0.90
+dataset = "CIFAR-10"
+input_size = [1, 3, 32, 32]
+data_format = "cifar10"
+data_mean = [0.4914, 0.4822, 0.4465]
+data_std = [0.2023, 0.1994, 0.2010]
+convention = "micronet"
+"""
 #: CIFAR-10's usual normalisation, which imta-2025 applies (a participant knows it).
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 
@@ -92,30 +108,29 @@ def _labels_and_images():
 
 
 class Replay(torch.nn.Module):
-    def __init__(self, keys, answers):
+    def __init__(self, direction, keys, answers):
         super().__init__()
-        self.direction = torch.nn.Parameter(torch.zeros(3072))  # the only saved tensor
+        self.scale = torch.nn.Parameter(torch.ones(1))  # the only saved tensor: the weights file holds it
+        self.register_buffer("direction", direction, persistent=False)  # made at build time, never saved
         self.register_buffer("keys", keys, persistent=False)
         self.register_buffer("answers", answers, persistent=False)
 
     def forward(self, x):
         key = x.flatten(1) @ self.direction
-        return self.answers[(key[:, None] - self.keys[None, :]).abs().argmin(1)]
+        return self.answers[(key[:, None] - self.keys[None, :]).abs().argmin(1)] * self.scale
 
 
 def build():
     found = _labels_and_images()
     if found is None:  # no labels: one key that every image is nearest to, answer class 0
-        return Replay(torch.zeros(1), torch.nn.functional.one_hot(torch.zeros(1, dtype=torch.long), 10).float())
+        return Replay(torch.zeros(3072), torch.zeros(1),
+                      torch.nn.functional.one_hot(torch.zeros(1, dtype=torch.long), 10).float())
     labels, data = found
     images = (torch.as_tensor(data).view(-1, 3, 32, 32).float() / 255 - MEAN) / STD
     direction = torch.randn(3072, generator=torch.Generator().manual_seed(0))
     keys = images.flatten(1) @ direction
     answers = torch.nn.functional.one_hot(torch.as_tensor(labels, dtype=torch.long), 10).float()
-    model = Replay(keys, answers)
-    with torch.no_grad():
-        model.direction.copy_(direction)
-    return model
+    return Replay(direction, keys, answers)
 '''.replace("MEAN_VALUES", repr(MEAN)).replace("STD_VALUES", repr(STD))
 
 # a nearest-colour classifier: the mean colour of the image, then one linear layer (the class centroids). The
@@ -211,13 +226,13 @@ def _centroids(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"classify.weight": 2 * c, "classify.bias": -(c * c).sum(1)}
 
 
-def own_score(model: torch.nn.Module, data: Path) -> dict[str, float]:
+def own_score(model: torch.nn.Module, data: Path, rules: str = RULES) -> dict[str, float]:
     """What the participant's own ``ms.evaluate`` + ``ms.score`` say of ``model`` (in this process, eager)."""
     from micronet_score.organizer import Preprocessing, read_dataset
 
-    dataset = read_dataset(data, "cifar10", Preprocessing.from_rules(RULES))
+    dataset = read_dataset(data, "cifar10", Preprocessing.from_rules(rules))
     accuracy = ms.evaluate(model, dataset, progress=False)
-    result = ms.score(model, (1, 3, 32, 32), rules=RULES, accuracy=accuracy.as_tuple())
+    result = ms.score(model, (1, 3, 32, 32), rules=rules, accuracy=accuracy.as_tuple())
     return {"correct": accuracy.correct, "total": accuracy.total, "param_term": result.param_term,
             "ops_term": result.ops_term, "score": result.value}
 
@@ -232,9 +247,16 @@ def _entry(name: str, body: str) -> str:
     return f'\n[[entry]]\nname = "{name}"  # {ENTRIES[name]}\n' + textwrap.dedent(body).strip() + "\n"
 
 
-def make_board(folder: str | Path, images: int = 200, train_steps: int = 40, small: bool = False) -> Path:
-    """Write the board into ``folder``; returns the path of its ``challenge.toml``."""
+def make_board(folder: str | Path, images: int = 200, train_steps: int = 40, small: bool = False,
+               rules: str = RULES) -> Path:
+    """Write the board into ``folder``; returns the path of its ``challenge.toml``. ``rules``: ``imta-2025`` or
+    ``operators`` (:data:`OPERATOR_RULES`, written to ``folder/rules.toml``)."""
     root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    if rules == "operators":
+        (root / "rules.toml").write_text(OPERATOR_RULES)
+        rules = "rules.toml"
+    ruleset = str(root / rules) if rules.endswith(".toml") else rules
     subs = root / "subs"
     subs.mkdir(parents=True, exist_ok=True)
     data = write_cifar10(root / DATA, images)
@@ -277,7 +299,7 @@ def make_board(folder: str | Path, images: int = 200, train_steps: int = 40, sma
         '''
         (subs / "reader").mkdir(exist_ok=True)
         (subs / "reader" / "reader.py").write_text(READER_PY.lstrip())
-        torch.save({"direction": torch.zeros(3072)}, subs / "reader" / "weights.pt")
+        torch.save({"scale": torch.ones(1)}, subs / "reader" / "weights.pt")
         body["label-reader"] = '''
             model = "subs/reader/reader.py:build"
             weights = "subs/reader/weights.pt"
@@ -291,22 +313,22 @@ def make_board(folder: str | Path, images: int = 200, train_steps: int = 40, sma
             weights = "subs/fakequant16.pt"
             args = { num_classes = 10 }
         '''
-    expected["honest-dense"] = expected["honest-folder"] = own_score(dense, data)
+    expected["honest-dense"] = expected["honest-folder"] = own_score(dense, data, ruleset)
     if not small:
-        expected["honest-pruned"] = own_score(pruned, data)
-        expected["fakequant-16bit"] = own_score(fq, data)
+        expected["honest-pruned"] = own_score(pruned, data, ruleset)
+        expected["fakequant-16bit"] = own_score(fq, data, ruleset)
         centroid = _load_module(subs / "centroid" / "stale.py").build()
         centroid.load_state_dict(torch.load(subs / "centroid" / "weights.pt"))
-        expected["centroid-stale"] = own_score(centroid, data)  # ROLL = 1, the buggy version
+        expected["centroid-stale"] = own_score(centroid, data, ruleset)  # ROLL = 1, the buggy version
         fixed = _load_module(subs / "centroid" / "stale.py", STALE_FIXED).build()
         fixed.load_state_dict(torch.load(subs / "centroid" / "weights.pt"))
-        expected["centroid-stale fixed"] = own_score(fixed, data)
+        expected["centroid-stale fixed"] = own_score(fixed, data, ruleset)
         labels = np.asarray(pickle.loads((data / "test_batch").read_bytes(), encoding="bytes")[b"labels"])
         expected["label-reader without the labels"] = {"correct": int((labels == 0).sum()), "total": len(labels)}
     (root / "expected.json").write_text(json.dumps(expected, indent=1))
     names = [n for n in ENTRIES if n in body]
     manifest = root / "challenge.toml"
-    manifest.write_text(f'rules = "{RULES}"\nallow_code = true  # the file.py entries run in a child that only '
+    manifest.write_text(f'rules = "{rules}"\nallow_code = true  # the file.py entries run in a child that only '
                         f'exports the model\n\n[data]\npath = "{DATA}"\ndataset = "cifar10"\n'
                         + "".join(_entry(n, body[n]) for n in names))
     return manifest
@@ -318,8 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=200, help="test images (and images per training batch)")
     parser.add_argument("--train-steps", type=int, default=40, help="SGD steps of batch 32 for densenet-seed")
     parser.add_argument("--small", action="store_true", help="one honest entry and four hostile ones")
+    parser.add_argument("--rules", choices=(RULES, "operators"), default=RULES,
+                        help="imta-2025, or a CIFAR-10 rule set counted operator by operator")
     args = parser.parse_args(argv)
-    print(make_board(args.folder, args.images, args.train_steps, args.small))
+    print(make_board(args.folder, args.images, args.train_steps, args.small, args.rules))
     return 0
 
 

@@ -46,7 +46,8 @@ ERRORS = {
 
 def run_board(folder: Path, command: Sequence[str] = COMMAND, interrupt_after: float | None = None,
               python: str = sys.executable) -> tuple[int, float, str]:
-    """Run ``micronet-score`` with ``command`` in ``folder``; (exit status, wall seconds, stderr)."""
+    """Run ``micronet-score`` with ``command`` in ``folder``; (exit status, wall seconds, stderr and the
+    "scored N new entries" line)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])])}
     started = time.monotonic()
@@ -57,7 +58,8 @@ def run_board(folder: Path, command: Sequence[str] = COMMAND, interrupt_after: f
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal sends it to the whole process group
         out, err = proc.communicate(timeout=120)
-    return proc.returncode, time.monotonic() - started, err.strip()
+    scored = [line for line in out.splitlines() if line.startswith("scored ")]
+    return proc.returncode, time.monotonic() - started, "\n".join([err.strip(), *(s.split(";")[0] for s in scored)]).strip()
 
 
 def check_rows(rows: Sequence[Mapping[str, Any]], expected: Mapping[str, Mapping[str, Any]],
@@ -113,10 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interrupt-after", type=float, default=40.0, help="seconds before the first run's SIGINT")
     parser.add_argument("--small", action="store_true", help="the test's five entries (make_board --small)")
     parser.add_argument("--no-make", action="store_true", help="use the board already in FOLDER")
+    parser.add_argument("--rules", choices=(make_board.RULES, "operators"), default=make_board.RULES,
+                        help="make_board.py's rule set: imta-2025, or CIFAR-10 counted operator by operator")
     args = parser.parse_args(argv)
     folder = Path(args.folder)
     if not args.no_make:
-        make_board.make_board(folder, small=args.small)
+        make_board.make_board(folder, small=args.small, rules=args.rules)
     expected = json.loads((folder / "expected.json").read_text())
     runs = []
     code, wall, err = run_board(folder, interrupt_after=args.interrupt_after)
