@@ -55,10 +55,11 @@ def gib(memory: int) -> str:
 
 def export_in_child(recipe: Mapping[str, Any], base: str | Path, shape: Sequence[int], *,
                     timeout: float = DEFAULT_TIMEOUT_S, memory: int | None = DEFAULT_MEMORY_BYTES,
-                    ) -> tuple[torch.export.ExportedProgram, tuple[str, ...]]:
+                    keep: str | Path | None = None) -> tuple[torch.export.ExportedProgram, tuple[str, ...]]:
     """Build ``recipe`` (keys ``model``, ``args``, ``compress``, ``weights``, ``bits``; paths relative to
     ``base``) in a child process and export it on a zero input of ``shape``; returns the loaded exported
-    program and the weights loader's notes. Raises :class:`EntryCodeError` with one line on any failure."""
+    program and the weights loader's notes. ``keep``: also copy the child's ``.pt2`` there, once it has loaded
+    safely. Raises :class:`EntryCodeError` with one line on any failure."""
     work = Path(tempfile.mkdtemp(prefix="micronet-entry-"))
     try:
         job = {"recipe": dict(recipe), "base": str(Path(base).resolve()), "shape": [int(s) for s in shape],
@@ -87,6 +88,8 @@ def export_in_child(recipe: Mapping[str, Any], base: str | Path, shape: Sequence
         if "error" in result:
             raise EntryCodeError(str(result["error"]))
         program = load_program(work / _PROGRAM)
+        if keep is not None:
+            shutil.copyfile(work / _PROGRAM, keep)
         return program, tuple(str(n) for n in result.get("notes", []))
     finally:
         shutil.rmtree(work, ignore_errors=True)
