@@ -252,3 +252,10 @@ def test_ingestion_runs_code_only_where_the_input_data_allows_it(bundle, tmp_pat
     assert ingest(closed, upload, tmp_path / "b")[0] == 1
     assert "[data]" in capsys.readouterr().err
     assert not marker.exists()
+
+
+def test_an_upload_zipped_as_one_folder_is_read_from_that_folder(bundle, tmp_path):
+    upload = tmp_path / "upload"
+    shutil.copytree(bundle / "starting_kit" / "save_submission", upload / "my_submission")
+    assert ingest(bundle, upload, tmp_path / "app")[0] == 0
+    assert sorted(os.listdir(tmp_path / "app" / "output")) == ["submission.toml", "weights.safetensors"]
