@@ -259,3 +259,17 @@ def test_an_upload_zipped_as_one_folder_is_read_from_that_folder(bundle, tmp_pat
     shutil.copytree(bundle / "starting_kit" / "save_submission", upload / "my_submission")
     assert ingest(bundle, upload, tmp_path / "app")[0] == 0
     assert sorted(os.listdir(tmp_path / "app" / "output")) == ["submission.toml", "weights.safetensors"]
+
+
+def test_a_pt2_exported_for_another_input_shape_is_refused_naming_both(bundle, tmp_path, capsys):
+    import torch
+
+    from micronet_score.organizer import save_submission
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(4, 100))
+    save_submission(net, tmp_path / "upload", export=(1, 3, 16, 16))  # the test images are 32x32
+    status, scores = score(bundle, tmp_path / "upload", tmp_path / "app")
+    err = capsys.readouterr().err
+    assert status == 1 and scores is None and err.count("\n") == 1
+    assert "(N, 3, 16, 16)" in err and "(1, 3, 32, 32)" in err and "export=(1, 3, 32, 32)" in err
