@@ -275,3 +275,12 @@ def test_a_pt2_exported_for_another_input_shape_is_refused_naming_both(bundle, t
     err = capsys.readouterr().err
     assert status == 1 and scores is None and err.count("\n") == 1
     assert "(N, 3, 16, 16)" in err and "(1, 3, 32, 32)" in err and "export=(1, 3, 32, 32)" in err
+
+
+def test_the_starting_kits_code_submission_is_exported_and_scored(bundle, tmp_path):
+    app = tmp_path / "app"
+    assert ingest(bundle, bundle / "starting_kit" / "code_submission", app / "ingest")[0] == 0
+    status, scores = score(bundle, app / "ingest" / "output", app / "score")
+    # code_example/net.py: conv 3->16 (3x3), BN, pool, conv 16->32 (3x3), BN, linear 32->100: counted, scored
+    assert status == 0 and set(scores) == {"score", "accuracy", "param_term", "ops_term"}
+    assert 0 < scores["param_term"] < scores["score"]
