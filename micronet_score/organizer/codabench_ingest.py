@@ -41,12 +41,12 @@ CHALLENGE_FILE = "challenge.toml"
 
 
 def submission_root(folder: Path) -> Path:
-    """The folder holding ``submission.toml``: ``folder`` itself, or its only subfolder when the participant
-    zipped a folder rather than its files."""
+    """The folder holding ``submission.toml``: ``folder`` itself, or its only subfolder (never a symbolic link)
+    when the participant zipped a folder rather than its files."""
     if (folder / SUBMISSION_FILE).exists() or not folder.is_dir():
         return folder
     subs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
-    if len(subs) == 1 and (subs[0] / SUBMISSION_FILE).is_file():
+    if len(subs) == 1 and not subs[0].is_symlink() and (subs[0] / SUBMISSION_FILE).is_file():
         return subs[0]
     return folder
 

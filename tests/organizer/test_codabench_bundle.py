@@ -145,7 +145,7 @@ def ingest(bundle: Path, upload: Path, app: Path, *, subprocess_run: bool = Fals
     """Codabench's prediction step: no reference data is mounted. Returns (exit status, stderr)."""
     shutil.copytree(bundle / "ingestion_program", app / "program")
     shutil.copytree(bundle / "input_data", app / "input_data")
-    shutil.copytree(upload, app / "ingested_program")
+    shutil.copytree(upload, app / "ingested_program", symlinks=True)
     (app / "output").mkdir()
     args = _command(app / "program", app)
     if not subprocess_run:
@@ -261,6 +261,12 @@ def test_an_upload_zipped_as_one_folder_is_read_from_that_folder(bundle, tmp_pat
     shutil.copytree(bundle / "starting_kit" / "save_submission", upload / "my_submission")
     assert ingest(bundle, upload, tmp_path / "app")[0] == 0
     assert sorted(os.listdir(tmp_path / "app" / "output")) == ["submission.toml", "weights.safetensors"]
+    # a lone subfolder that is a symbolic link is not followed (it could lead anywhere on the machine)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(bundle / "starting_kit" / "save_submission", elsewhere)
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "my_submission").symlink_to(elsewhere)
+    assert ingest(bundle, tmp_path / "linked", tmp_path / "app2")[0] == 1
 
 
 def test_a_pt2_exported_for_another_input_shape_is_refused_naming_both(bundle, tmp_path, capsys):
