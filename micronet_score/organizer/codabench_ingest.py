@@ -21,6 +21,7 @@ Whatever lands in ``OUTPUT`` is checked again by the scoring program, which neve
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -102,6 +103,10 @@ def run_ingestion(input_data: str | Path, submission: str | Path, output: str | 
     base = submission_root(Path(submission))
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
+    command = next((name for name in ("metadata.yaml", "metadata") if os.path.lexists(base / name)), None)
+    if command:  # Codabench runs an upload's command in the prediction step: this competition takes none
+        raise SubmissionError(f"the upload holds {command!r}, a command for Codabench to run; this competition "
+                              "takes weights, an exported program or model code in submission.toml: drop it")
     entry = check_submission(read_toml(base / SUBMISSION_FILE), base, allow_code=challenge.get("allow_code", False),
                              models=model_list(challenge, CHALLENGE_FILE))
     if "program" in entry or not is_code(str(entry["model"])):  # nothing to run: copied through unchanged

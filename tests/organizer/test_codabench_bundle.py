@@ -290,3 +290,11 @@ def test_the_starting_kits_code_submission_is_exported_and_scored(bundle, tmp_pa
     # code_example/net.py: conv 3->16 (3x3), BN, pool, conv 16->32 (3x3), BN, linear 32->100: counted, scored
     assert status == 0 and set(scores) == {"score", "accuracy", "param_term", "ops_term"}
     assert 0 < scores["param_term"] < scores["score"]
+
+
+def test_an_upload_with_a_codabench_command_is_refused(bundle, tmp_path, capsys):
+    upload = tmp_path / "upload"
+    shutil.copytree(bundle / "starting_kit" / "save_submission", upload)
+    (upload / "metadata.yaml").write_text("command: python -c 'print(1)'\n")
+    assert ingest(bundle, upload, tmp_path / "app")[0] == 1
+    assert "metadata.yaml" in capsys.readouterr().err and not os.listdir(tmp_path / "app" / "output")
