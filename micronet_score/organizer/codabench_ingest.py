@@ -16,7 +16,8 @@ such as ``"8GiB"``, or a number of GiB).
   (:func:`~micronet_score.organizer.entry_code.export_in_child`: no reference data, time and memory limits); the
   output is ``model.pt2`` and ``submission.toml`` with ``program = "model.pt2"``.
 
-Whatever lands in ``OUTPUT`` is checked again by the scoring program, which never runs a submission's code.
+An upload holding ``metadata.yaml``/``metadata`` (a command Codabench itself runs in the prediction step) is
+refused. Whatever lands in ``OUTPUT`` is checked again by the scoring program, which never runs a submission's code.
 """
 
 from __future__ import annotations
