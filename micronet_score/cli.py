@@ -6,7 +6,8 @@
     micronet-score models | rules
     micronet-score eval densenet-seed --weights alice.pt --data cifar-10-batches-py --rules micronet-2019-cifar100
     micronet-score leaderboard challenge.toml --out board --workers 4 --against micronet-2019-cifar100
-    micronet-score codabench INPUT_DIR OUTPUT_DIR
+    micronet-score codabench ingest INPUT_DATA SUBMISSION OUTPUT    # Codabench ingestion program
+    micronet-score codabench score INPUT_DIR OUTPUT_DIR             # Codabench scoring program
 
 Exit status: 0 scored (and passing when a threshold applies), 3 scored but below the threshold, 2 usage error,
 1 any other failure (one line on stderr).

@@ -225,10 +225,29 @@ def _leaderboard(args: argparse.Namespace) -> int:
 
 
 def _codabench(args: argparse.Namespace) -> int:
+    """``codabench ingest INPUT_DATA SUBMISSION OUTPUT``, ``codabench score INPUT OUTPUT`` (also spelled
+    ``codabench INPUT OUTPUT``)."""
+    from micronet_score.cli_common import CliError
+
+    words = list(args.paths)
+    if words[:1] == ["ingest"] and len(words) == 4:
+        from micronet_score.organizer.codabench_ingest import run_ingestion
+
+        done = run_ingestion(words[1], words[2], words[3], entry_timeout=args.entry_timeout,
+                             entry_memory=_memory(args.entry_memory))
+        print_notes(done["notes"])
+        kind = {"weights": "weights copied through", "program": "exported program copied through",
+                "code": "code exported to model.pt2 (in a child process)"}[done["kind"]]
+        print(f"ingested: {kind}")
+        return 0
+    if words[:1] == ["score"] and len(words) == 3:
+        words = words[1:]
+    if len(words) != 2 or words[0] == "ingest":
+        raise CliError("usage: micronet-score codabench ingest INPUT_DATA SUBMISSION OUTPUT | "
+                       "micronet-score codabench score INPUT OUTPUT")
     from micronet_score.organizer.codabench import run_codabench
 
-    row = run_codabench(args.input_dir, args.output_dir, device=args.device, entry_timeout=args.entry_timeout,
-                        entry_memory=_memory(args.entry_memory))
+    row = run_codabench(words[0], words[1], device=args.device)
     if row.get("notes"):
         print_notes([row["notes"]])
     print(f"score {row['score']:.6f}, accuracy {row['correct']:,} of {row['total']:,}")
@@ -276,9 +295,14 @@ def add_organizer_verbs(sub: Any) -> None:
                     help="address space per entry, e.g. 8GiB (the default), 512MiB or none; not applied with "
                          "--device cuda")
     lb.set_defaults(func=_leaderboard)
-    cb = sub.add_parser("codabench", help="the scoring program of a Codabench / CodaLab competition")
-    cb.add_argument("input_dir", help="holds res/ (the submission) and ref/challenge.toml")
-    cb.add_argument("output_dir", help="where scores.json and detailed_results.html go")
+    cb = sub.add_parser("codabench", help="the ingestion and scoring programs of a Codabench competition",
+                        usage="micronet-score codabench {ingest INPUT_DATA SUBMISSION OUTPUT | score INPUT OUTPUT} "
+                              "[options]")
+    cb.add_argument("paths", nargs="+", metavar="ingest|score ...",
+                    help="ingest INPUT_DATA SUBMISSION OUTPUT: check the upload and export code (only where "
+                         "INPUT_DATA/challenge.toml sets allow_code) to OUTPUT/model.pt2; score INPUT OUTPUT: "
+                         "INPUT holds res/ (what is scored) and ref/challenge.toml, OUTPUT gets scores.json and "
+                         "detailed_results.html (codabench INPUT OUTPUT is the same)")
     cb.add_argument("--device", default="cpu", help="cpu or cuda")
     _add_code_flags(cb, allow=False)
     cb.set_defaults(func=_codabench)

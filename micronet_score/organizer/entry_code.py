@@ -55,11 +55,13 @@ def gib(memory: int) -> str:
 
 def export_in_child(recipe: Mapping[str, Any], base: str | Path, shape: Sequence[int], *,
                     timeout: float = DEFAULT_TIMEOUT_S, memory: int | None = DEFAULT_MEMORY_BYTES,
+                    keep: str | Path | None = None,
                     ) -> tuple[torch.export.ExportedProgram, tuple[str, ...], dict[str, str]]:
     """Build ``recipe`` (keys ``model``, ``args``, ``compress``, ``weights``, ``bits``; paths relative to
     ``base``) in a child process and export it on a zero input of ``shape``; returns the loaded exported
     program, the weights loader's notes and ``{path: sha256}`` of the local source files the code imported (a
-    row made from other code is stale). Raises :class:`EntryCodeError` with one line on any failure."""
+    row made from other code is stale). ``keep``: also copy the child's ``.pt2`` there, once it has loaded
+    safely. Raises :class:`EntryCodeError` with one line on any failure."""
     work = Path(tempfile.mkdtemp(prefix="micronet-entry-"))
     try:
         job = {"recipe": dict(recipe), "base": str(Path(base).resolve()), "shape": [int(s) for s in shape],
@@ -88,6 +90,8 @@ def export_in_child(recipe: Mapping[str, Any], base: str | Path, shape: Sequence
         if "error" in result:
             raise EntryCodeError(str(result["error"]))
         program = load_program(work / _PROGRAM)
+        if keep is not None:
+            shutil.copyfile(work / _PROGRAM, keep)
         files = result.get("code_files")
         code_files = {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
         return program, tuple(str(n) for n in result.get("notes", [])), code_files

@@ -55,3 +55,24 @@ def export_model(model: torch.nn.Module, shape: Any) -> torch.export.ExportedPro
     finally:
         for module, training in flags:
             module.training = training
+
+
+def check_input_shape(program: torch.export.ExportedProgram, shape: Any, where: str = "the exported program") -> None:
+    """Refuse, in one line, a program whose single input cannot take ``shape`` (the counting input: one example
+    of the test data): a fixed size that differs (``.pt2`` exported at another resolution) is named with the fix.
+    Symbolic sizes (the dynamic batch) match anything; programs with several inputs are left to the forward."""
+    inputs = [spec.arg.name for spec in program.graph_signature.input_specs if spec.kind.name == "USER_INPUT"]
+    if len(inputs) != 1:
+        return
+    node = next((n for n in program.graph.nodes if n.op == "placeholder" and n.name == inputs[0]), None)
+    val = None if node is None else node.meta.get("val")
+    if val is None or not hasattr(val, "shape"):
+        return
+    dims = list(val.shape)
+    want = [int(s) for s in shape]
+    fixed = [d if isinstance(d, int) else None for d in dims]
+    if len(dims) != len(want) or any(f is not None and f != w for f, w in zip(fixed[1:], want[1:])):
+        shown = ", ".join("N" if f is None else str(f) for f in fixed)
+        raise SubmissionError(f"{where} takes inputs of shape ({shown}) but is scored on one example of the test "
+                              f"data, {tuple(want)}: export it on that shape (save_submission(model, folder, "
+                              f"export={tuple(want)}))")

@@ -157,7 +157,7 @@ def load_entry(entry: Mapping[str, Any], base: Path, shape: tuple[int, ...], tas
         DEFAULT_TIMEOUT_S,
         export_in_child,
     )
-    from micronet_score.organizer.programs import load_program
+    from micronet_score.organizer.programs import check_input_shape, load_program
     from micronet_score.organizer.submissions import is_code, rebuild_in_process
 
     task = task or {}
@@ -165,7 +165,9 @@ def load_entry(entry: Mapping[str, Any], base: Path, shape: tuple[int, ...], tas
         path = base / str(entry["program"])
         if not path.is_file():
             raise FileNotFoundError(f"exported program {str(entry['program'])!r} does not exist")
-        return load_program(path).module(), [], sha256_file(path), True
+        program = load_program(path)
+        check_input_shape(program, shape, str(entry["program"]))
+        return program.module(), [], sha256_file(path), True
     for key in ("model", "weights"):
         if not entry.get(key):
             raise SubmissionError(f"entry {entry.get('name', '?')!r} has no {key!r}")

@@ -22,6 +22,11 @@
    loader's notes (a removed ``module.`` prefix) go into the row and print as one ``note:`` line.
 7. A checkpoint whose fake-quant range has the wrong shape installed the quantizers, then failed with a raw
    ``RuntimeError``: refused with one line before the model changes.
+8. Codabench: the scoring program (``codabench score``, the old ``codabench INPUT OUTPUT``) refuses a code upload
+   even with ``allow_code = true``; where code is allowed the ingestion program (``codabench ingest``) exports it
+   in the child, with no reference data mounted: a submission that searches its folders, its parent's command
+   line and its environment for the labels finds none, and scores exactly as its weights
+   (``test_codabench_bundle.py``).
 """
 
 from __future__ import annotations
