@@ -35,6 +35,7 @@ import json
 import logging
 import operator
 import re
+import threading
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -404,7 +405,17 @@ def _check_expr(expr: Any, name: str) -> None:
         position = match.end()
 
 
+#: torch.export.load keeps its deserializer in a global: two threads loading at once (a Dask worker's threads)
+#: make the second fail, so loads take turns.
+_LOAD_LOCK = threading.Lock()
+
+
 def _load(data: bytes, name: str) -> Any:
+    with _LOAD_LOCK:
+        return _load_one(data, name)
+
+
+def _load_one(data: bytes, name: str) -> Any:
     logger = logging.getLogger("torch.export")
     level = logger.level
     try:

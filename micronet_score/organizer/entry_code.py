@@ -145,7 +145,7 @@ def _child(work: str) -> None:
     try:
         before = set(sys.modules)
         notes = _build_and_export(job["recipe"], Path(job["base"]), job["shape"], out / _PROGRAM)
-        from micronet_score.organizer.runner import local_modules_loaded
+        from micronet_score.organizer.fingerprint import local_modules_loaded
 
         result: dict[str, Any] = {"notes": notes, "code_files": local_modules_loaded(before, job["base"])}
     except MemoryError:

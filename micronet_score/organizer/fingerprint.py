@@ -172,3 +172,15 @@ def _shown(path: str, base: Path) -> str:
         return str(Path(path).relative_to(base))
     except ValueError:
         return path
+
+
+def local_modules_loaded(before: set[str], base: str) -> dict[str, str]:
+    """``{path: sha256}`` of the modules imported since ``before`` (names in ``sys.modules``) from outside the
+    installed packages: the code an entry actually ran, dynamic imports included (paths relative to ``base``)."""
+    found = {}
+    for name in set(sys.modules) - before:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if isinstance(path, str) and path.endswith(".py") and os.path.isfile(path) and not _is_installed(path):
+            with contextlib.suppress(OSError):
+                found[_shown(os.path.realpath(path), Path(base).resolve())] = file_digest(path)
+    return dict(sorted(found.items()))

@@ -25,9 +25,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from micronet_score.organizer.fingerprint import local_modules_loaded
 from micronet_score.organizer.limits import OUTSIDE_SIGNALS, describe_exit, signal_name
 
 MAX_ROW_BYTES = 1 << 20  # a row is a few hundred bytes; a child that sends more is refused
@@ -78,20 +78,6 @@ def failure_row(task: Mapping[str, Any], error: str) -> dict[str, Any]:
     row.update(name=str(entry.get("name", "?")), model=entry.get("model"), args=entry.get("args") or {},
                weights=entry.get("weights"), weights_sha256=None, error=error, published=False)
     return row
-
-
-def local_modules_loaded(before: set[str], base: str) -> dict[str, str]:
-    """``{path: sha256}`` of the modules imported since ``before`` (names in ``sys.modules``) from outside the
-    installed packages: the code an entry actually ran, dynamic imports included (paths relative to ``base``)."""
-    from micronet_score.organizer.fingerprint import _is_installed, _shown, file_digest
-
-    found = {}
-    for name in set(sys.modules) - before:
-        path = getattr(sys.modules.get(name), "__file__", None)
-        if isinstance(path, str) and path.endswith(".py") and os.path.isfile(path) and not _is_installed(path):
-            with contextlib.suppress(OSError):
-                found[_shown(os.path.realpath(path), Path(base).resolve())] = file_digest(path)
-    return dict(sorted(found.items()))
 
 
 def _context() -> Any:

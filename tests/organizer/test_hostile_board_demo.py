@@ -53,7 +53,7 @@ def test_small_hostile_board_gives_each_entry_its_row(demo, tmp_path):
         "weights, args, compress, program); the organizer sets the counting input, preprocessing and rules")
     assert rows["worker-killer"]["error"] == ("the model's code process ended without an exported program "
                                               "(exit status 3)")
-    assert rows["system-exit"]["error"] == "SystemExit: 0"
+    assert rows["system-exit"]["error"] == "the model's code raised SystemExit(0)"
     assert rows["segfault"]["error"] == "the model's code process ended without an exported program (signal 11)"
     assert run_demo.check_rows(list(rows.values()), json.loads((tmp_path / "expected.json").read_text()),
                                fixed=False) == dict.fromkeys(rows, "")

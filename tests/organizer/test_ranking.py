@@ -107,7 +107,7 @@ def test_workers_and_dask_equal_serial(challenge, tmp_path):
         executor = DaskExecutor(client=client)
         on_dask = ms.leaderboard(manifest, tmp_path / "dask", executor=executor)
         executor.shutdown()
-        assert on_dask.scored == 4 and _essentials(on_dask) == _essentials(serial)
+        assert on_dask.scored == 4 and _essentials(on_dask) == _essentials(serial), [r["error"] for r in on_dask.rows]
         by_address = ms.leaderboard(manifest, tmp_path / "address", scheduler=cluster.scheduler_address)
         assert _essentials(by_address) == _essentials(serial)
 
