@@ -1,14 +1,14 @@
 """Fake-quantizer modules and the fake-quantized conv/linear layer classes.
 
 Every quantization goes through torch's own fake-quant ops with ``quant_min``/``quant_max`` set
-for the bit width, so a dispatch-level tracer sees ``aten.fake_quantize_per_tensor_affine_cachemask``
+for the bit width, so a dispatch-level tracer sees ``aten._fake_quantize_per_tensor_affine_cachemask_tensor_qparams``
 or ``aten.fake_quantize_per_channel_affine_cachemask`` with ``ceil(log2(quant_max - quant_min + 1))``
 bits. The ops' backward is the straight-through estimator (gradient 1 inside the grid range, 0 where
 values were clamped), so training through a fake-quantized model updates the float weights.
 
 Per-tensor quantization passes its scale and zero point as tensors (the ``tensor_qparams`` overload, dispatched
 as ``aten._fake_quantize_per_tensor_affine_cachemask_tensor_qparams``), never read back into Python numbers, so
-a fake-quantized model can be traced by ``torch.export`` (also with a dynamic batch) and ``torch.compile``.
+a fake-quantized model can be traced by ``torch.export`` (also with a dynamic batch).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import _meta_kernels  # noqa: F401 - the Meta kernel that lets torch.export trace a dynamic batch
+from micronet_score import _fake_quant_meta  # noqa: F401 - the Meta kernel torch.export needs for a dynamic batch
 
 _EPS = torch.finfo(torch.float32).eps
 

@@ -79,6 +79,20 @@ def test_a_loaded_range_exports():
         _export(fresh, torch.randn(2, 4), dynamic=True)
 
 
+def test_a_saved_program_loads_with_load_exported_and_counts_the_same(tmp_path):
+    from micronet_score.io.exported import load_exported
+
+    model = _linear(act_bits=6)
+    torch.export.save(_export(copy.deepcopy(model), torch.randn(2, 4), dynamic=True), tmp_path / "m.pt2")
+    loaded = load_exported(tmp_path / "m.pt2")
+    x = torch.randn(4, 4)
+    with torch.no_grad():
+        assert torch.equal(loaded.module()(x), model(x))
+    r = ms.count(loaded, x[:1])
+    # 12 mults per example at max(6-bit input, 8-bit weight) = 8 bits; no freebie (6 and 8 < 16)
+    assert _totals(r) == _totals(ms.count(model, x[:1])) and r.mults_by_bits == {8: 12} and not r.freebie
+
+
 def test_tensor_qparams_fake_quant_sets_the_width_as_the_float_one():
     class Net(nn.Module):
         def __init__(self, tensors: bool) -> None:
