@@ -147,7 +147,7 @@ class ActivationFakeQuantizer(_RecordsGrid, nn.Module):
         ``torch.compile`` traces the model (its buffers then hold no values): the answer last read, which
         :func:`calibrate`, ``load_state_dict`` and every eager forward pass keep up to date."""
         if torch.compiler.is_compiling():
-            return self._range_known
+            return getattr(self, "_range_known", False)  # a module pickled before the attribute existed: False
         self._range_known = bool(torch.isfinite(self.min_val) and torch.isfinite(self.max_val))
         return self._range_known
 
