@@ -84,6 +84,7 @@ def calibrate(
     finally:
         for q in quantizers.values():
             q.observing = False
+            q.calibrated  # noqa: B018 - remembers the new range for tracing (torch.export reads no buffer values)
         for module, training in modes.items():
             module.training = training
     result = {}

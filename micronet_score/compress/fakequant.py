@@ -1,10 +1,14 @@
 """Fake-quantizer modules and the fake-quantized conv/linear layer classes.
 
 Every quantization goes through torch's own fake-quant ops with ``quant_min``/``quant_max`` set
-for the bit width, so a dispatch-level tracer sees ``aten.fake_quantize_per_tensor_affine_cachemask``
+for the bit width, so a dispatch-level tracer sees ``aten._fake_quantize_per_tensor_affine_cachemask_tensor_qparams``
 or ``aten.fake_quantize_per_channel_affine_cachemask`` with ``ceil(log2(quant_max - quant_min + 1))``
 bits. The ops' backward is the straight-through estimator (gradient 1 inside the grid range, 0 where
 values were clamped), so training through a fake-quantized model updates the float weights.
+
+Per-tensor quantization passes its scale and zero point as tensors (the ``tensor_qparams`` overload, dispatched
+as ``aten._fake_quantize_per_tensor_affine_cachemask_tensor_qparams``), never read back into Python numbers, so
+a fake-quantized model can be traced by ``torch.export`` (also with a dynamic batch).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from micronet_score import _fake_quant_meta  # noqa: F401 - the Meta kernel torch.export needs for a dynamic batch
 
 _EPS = torch.finfo(torch.float32).eps
 
@@ -105,9 +111,7 @@ class WeightFakeQuantizer(_RecordsGrid, nn.Module):
             return torch.fake_quantize_per_channel_affine(
                 weight, scale, zero_point, self.axis, self.quant_min, self.quant_max
             )
-        return torch.fake_quantize_per_tensor_affine(
-            weight, float(scale), int(zero_point), self.quant_min, self.quant_max
-        )
+        return torch.fake_quantize_per_tensor_affine(weight, scale, zero_point, self.quant_min, self.quant_max)
 
     def extra_repr(self) -> str:
         grid = "symmetric" if self.symmetric else "affine"
@@ -135,21 +139,32 @@ class ActivationFakeQuantizer(_RecordsGrid, nn.Module):
         self.quant_min, self.quant_max = quant_range(bits, signed=symmetric)
         self.register_buffer("min_val", torch.tensor(float("inf")))
         self.register_buffer("max_val", torch.tensor(float("-inf")))
+        self._range_known = False  # the last answer of `calibrated` read from the buffers' values
 
     @property
     def calibrated(self) -> bool:
-        return bool(torch.isfinite(self.min_val) and torch.isfinite(self.max_val))
+        """True when both ends of the range are finite. Read from the buffers, except while ``torch.export`` or
+        ``torch.compile`` traces the model (its buffers then hold no values): the answer last read, which
+        :func:`calibrate`, ``load_state_dict`` and every eager forward pass keep up to date."""
+        if torch.compiler.is_compiling():
+            return getattr(self, "_range_known", False)  # a module pickled before the attribute existed: False
+        self._range_known = bool(torch.isfinite(self.min_val) and torch.isfinite(self.max_val))
+        return self._range_known
 
     def reset(self) -> None:
         """Forget the observed range."""
         self.min_val.fill_(float("inf"))
         self.max_val.fill_(float("-inf"))
+        self._range_known = False
 
-    def qparams(self) -> tuple[float, int]:
-        scale, zero_point = _qparams(
-            self.min_val, self.max_val, self.quant_min, self.quant_max, self.symmetric
-        )
-        return float(scale), int(zero_point)
+    def qparams(self) -> tuple[Tensor, Tensor]:
+        """Scale (float32) and zero point (int32), 0-dim tensors, for the calibrated range."""
+        return _qparams(self.min_val, self.max_val, self.quant_min, self.quant_max, self.symmetric)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        if not (self.min_val.is_meta or self.max_val.is_meta):
+            self.calibrated  # noqa: B018 - re-reads the loaded range for tracing
 
     def forward(self, x: Tensor) -> Tensor:
         if self.observing:
@@ -165,7 +180,7 @@ class ActivationFakeQuantizer(_RecordsGrid, nn.Module):
                 "micronet_score.compress.calibrate(model, batches) after quantize_ and before the "
                 "forward pass (or use FakeQuant(act_bits=None) to keep activations in float)"
             )
-        scale, zero_point = self.qparams()
+        scale, zero_point = self.qparams()  # tensors: export traces them instead of reading their values
         return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, self.quant_min, self.quant_max)
 
     def extra_repr(self) -> str:

@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from micronet_score import _fake_quant_meta  # noqa: F401 - a loaded fake-quantized program can be re-traced
 from micronet_score.errors import CheckpointError
 from micronet_score.io.files import clean, open_regular
 from micronet_score.io.limits import Limits

@@ -98,8 +98,10 @@ def test_engine_sees_torch_fake_quant_ops_with_the_bit_width():
     with RecordOps() as ops, torch.no_grad():
         model(torch.randn(2, 1, 8, 8))
     per_channel = [ints for name, ints in ops.calls if name == "fake_quantize_per_channel_affine_cachemask"]
-    per_tensor = [ints for name, ints in ops.calls if name == "fake_quantize_per_tensor_affine_cachemask"]
-    # weights: symmetric signed grids (axis, quant_min, quant_max); activations: unsigned (zp, min, max)
+    # per tensor, scale and zero point stay tensors (so torch.export can trace them): the tensor-qparams op
+    per_tensor = [ints for name, ints in ops.calls
+                  if name == "_fake_quantize_per_tensor_affine_cachemask_tensor_qparams"]
+    # weights: symmetric signed grids (axis, quant_min, quant_max); activations: unsigned (min, max)
     assert per_channel == [[0, -128, 127], [0, -128, 127], [0, -8, 7]]
     assert [ints[-2:] for ints in per_tensor] == [[0, 255], [0, 255], [0, 63]]
 
