@@ -7,6 +7,7 @@ outputs."""
 from __future__ import annotations
 
 import copy
+import os
 import warnings
 
 import pytest
@@ -136,7 +137,11 @@ def test_organizer_export_model_takes_a_fake_quantized_model():
 # ------------------------------------------ the seed recipe, quantized (slow: 1-3 min per export on a busy machine)
 
 
-@pytest.fixture(scope="module", params=[16, 8], ids=["fq16", "fq8"])
+_LONG = pytest.mark.skipif(os.environ.get("MICRONET_LONG") != "1",
+                           reason="another minute-long densenet-seed export: MICRONET_LONG=1 runs it")
+
+
+@pytest.fixture(scope="module", params=[16, pytest.param(8, marks=_LONG)], ids=["fq16", "fq8"])
 def seed(request) -> tuple[int, nn.Module, torch.export.ExportedProgram]:
     torch.manual_seed(0)
     model = ms.models.build("densenet-seed").eval()
@@ -163,6 +168,7 @@ def test_seed_export_computes_the_eager_outputs(seed):
         assert torch.allclose(ep.module()(x), model(x), rtol=1e-5, atol=1e-5)
 
 
+@_LONG
 def test_seed_static_export_counts_the_same():
     torch.manual_seed(0)
     model = ms.models.build("densenet-seed").eval()
