@@ -44,7 +44,7 @@ import _common  # noqa: E402
 
 import micronet_score as ms  # noqa: E402
 from micronet_score.api import count_with_events  # noqa: E402
-from micronet_score.cross_check import _own, family  # noqa: E402
+from micronet_score.cross_check import _own, family, frozen_parameters  # noqa: E402
 from micronet_score.errors import MicronetError  # noqa: E402
 
 OUT = _common.ROOT / "docs" / "coverage.md"
@@ -187,7 +187,8 @@ def flop_counter(model: torch.nn.Module, args: tuple, kwargs: dict) -> Peer:
     inputs = [t for t in pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
     recorder = _Recorder(names, inputs)
     root = type(model).__name__
-    with torch.no_grad(), recorder.hooks(), FlopCounterMode(display=False) as counter, recorder:
+    with torch.no_grad(), frozen_parameters(model), recorder.hooks(), FlopCounterMode(display=False) as counter, \
+            recorder:
         model(*args, **kwargs)
     inclusive: dict[str, dict[str, float]] = {}
     for name, ops in counter.get_flop_counts().items():

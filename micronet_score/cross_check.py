@@ -177,13 +177,29 @@ def _quiet():
 
 
 @contextlib.contextmanager
+def frozen_parameters(model: torch.nn.Module):
+    """Parameters that do not require grad while a peer runs, put back after. FlopCounterMode's module tracker
+    registers a gradient hook on every module input that requires grad, and fails on a parameter passed as an
+    input (Hugging Face hub-kernel layers do that: "Expected gradient function to be set")."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
 def _inference(model: torch.nn.Module):
-    """Eval mode, no grad and a forked RNG for the peers; every module's training flag put back afterwards."""
+    """Eval mode, no grad, frozen parameters and a forked RNG for the peers; every module's training flag and
+    parameter's requires_grad put back afterwards."""
     modes = [(m, m.training) for m in model.modules()]
     devices = [p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"][:1]
     try:
         model.eval()
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
+        with torch.random.fork_rng(devices=devices), torch.no_grad(), frozen_parameters(model):
             yield
     finally:
         for m, training in modes:

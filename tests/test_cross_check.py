@@ -154,3 +154,12 @@ def test_bilinear_upsampling_is_not_a_matrix_product():
 
     assert family("aten.upsample_bilinear2d") == family("upsample_bilinear2d") != family("aten.linear")
     assert family("aten.linear") == family("aten.addmm") == family("linear") == "matmul"
+
+
+def test_parameters_require_grad_again_after_the_peers_ran():
+    """The peers run with parameters frozen (FlopCounterMode's module tracker fails on a parameter passed as a
+    module input, as Hugging Face hub-kernel layers do); each flag is put back."""
+    model = SmallNet()
+    model.fc.weight.requires_grad_(False)
+    ms.cross_check(model, (1, 3, 10, 10))
+    assert [p.requires_grad for p in model.parameters()] == [True, True, True, False, True]

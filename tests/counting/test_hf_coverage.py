@@ -40,7 +40,9 @@ def _fcm_dense(model: torch.nn.Module, inputs: dict) -> float:
     """FlopCounterMode's MACs (FLOPs / 2) of the conv and matrix-product operators."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    from micronet_score.cross_check import frozen_parameters
+
+    with torch.no_grad(), frozen_parameters(model), FlopCounterMode(display=False) as counter:
         model(**inputs)
     return sum(v for op, v in counter.get_flop_counts()["Global"].items()
                if family(str(op)) in ("conv", "matmul")) / 2
