@@ -176,20 +176,15 @@ SMALL = ("honest-dense", "input-chooser", "worker-killer", "system-exit", "segfa
 
 
 def write_cifar10(folder: Path, per_batch: int, seed: int = 0) -> Path:
-    """Generated CIFAR-10 in its on-disk layout (the idea of docs/gen/seed_numbers.py): class ``k`` is a fixed
-    colour plus noise."""
-    rng = np.random.default_rng(seed)
-    palette = rng.integers(40, 216, (10, 3))
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        labels = rng.integers(0, 10, per_batch)
-        images = palette[labels][:, :, None] + rng.normal(0, 24, (per_batch, 3, 1024))
-        data = np.clip(images, 0, 255).astype(np.uint8).reshape(per_batch, 3072)
-        with open(folder / name, "wb") as fh:
-            pickle.dump({b"batch_label": name.encode(), b"labels": labels.tolist(), b"data": data}, fh, protocol=2)
-    with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump({b"label_names": [f"class {k}".encode() for k in range(10)], b"num_vis": 3072}, fh, protocol=2)
-    return folder
+    """Generated CIFAR-10 in its on-disk layout: class ``k`` is a fixed colour plus noise (the seed tutorial's
+    generator, ``docs/gen/seed_numbers.py``, loaded from the checkout)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "gen" / "seed_numbers.py"
+    spec = importlib.util.spec_from_file_location("_seed_numbers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_synthetic_cifar10(folder, per_batch=per_batch, seed=seed)
 
 
 def _train_set(data: Path) -> tuple[torch.Tensor, torch.Tensor]:

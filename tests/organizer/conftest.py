@@ -48,6 +48,16 @@ def write_challenge(root: Path, labels: np.ndarray) -> None:
         torch.save(namespace["const"](cls).state_dict(), root / "subs" / f"const{cls}.pt")
 
 
+#: The manifest head of the organizer tests' boards (their models are the organizer's own code files).
+HEADER = textwrap.dedent('''
+    rules = "micronet-2019-cifar100"
+    allow_code = true
+    [data]
+    path = "test.npz"
+    dataset = "npz"
+''')
+
+
 def entry(name: str, weights: str, cls: int = 0) -> str:
     return textwrap.dedent(f'''
         [[entry]]

@@ -24,15 +24,7 @@ from micronet_score.organizer.datasets import Preprocessing
 from micronet_score.organizer.runner import BoardInterrupted
 from micronet_score.organizer.store import ResultStore, StoreError, board_lock
 
-from .conftest import LABELS, NET_PY, entry
-
-HEADER = textwrap.dedent('''
-    rules = "micronet-2019-cifar100"
-    allow_code = true
-    [data]
-    path = "test.npz"
-    dataset = "npz"
-''')
+from .conftest import HEADER, LABELS, NET_PY, entry
 
 # entries that misbehave in every way a process can; each builds const() when it returns at all
 BAD_PY = NET_PY + textwrap.dedent('''

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import textwrap
 
 import pytest
 import torch
@@ -12,15 +11,7 @@ import torch
 import micronet_score as ms
 from micronet_score.organizer.executors import DaskExecutor
 
-from .conftest import LABELS, Plant, entry
-
-HEADER = textwrap.dedent('''
-    rules = "micronet-2019-cifar100"
-    allow_code = true
-    [data]
-    path = "test.npz"
-    dataset = "npz"
-''')
+from .conftest import HEADER, LABELS, Plant, entry
 
 
 def _manifest(root, *entries):
